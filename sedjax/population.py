@@ -56,8 +56,19 @@ def parse_type_dist(value: Any, field: str) -> np.ndarray:
     raise ValueError(f"{field} must be a number in [0, 1] or a distribution, got {value!r}")
 
 
-def sample_types(key: jax.Array, dist: jax.Array, n: int) -> jax.Array:
-    """``n`` draws from ``low + (high - low) * Beta(a, b)``; ``dist = [low, high, a, b]``."""
+def is_beta(dist) -> bool:
+    """Whether a parsed distribution needs the Beta sampler (``a`` or ``b`` differs from 1)."""
+    d = np.asarray(dist, np.float64)
+    return bool(d[2] != 1.0 or d[3] != 1.0)
+
+
+def sample_types(key: jax.Array, dist: jax.Array, n: int, beta: bool = True) -> jax.Array:
+    """``n`` draws from ``low + (high - low) * Beta(a, b)``; ``dist = [low, high, a, b]``.
+
+    ``beta=False`` (static) draws ``U(0, 1)`` instead of ``Beta(a, b)``, i.e. assumes ``a = b = 1``:
+    JAX's Beta sampler is a rejection loop that costs seconds of compile time, so it is used only
+    when a config asks for a Beta.
+    """
     low, high, a, b = dist[0], dist[1], dist[2], dist[3]
-    u = jax.random.beta(key, a, b, (n,))
+    u = jax.random.beta(key, a, b, (n,)) if beta else jax.random.uniform(key, (n,))
     return jnp.clip(low + (high - low) * u, 0.0, 1.0)

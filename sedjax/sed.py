@@ -30,7 +30,7 @@ from flax import struct
 from sedjax import spaces, tax, voting, welfare
 from sedjax.autoreset import make_maybe_reset
 from sedjax.grid import AppleGrid, GridParams, GridState
-from sedjax.population import sample_types
+from sedjax.population import is_beta, sample_types
 
 OBJECTIVES = ("eta", "pmean")
 WELFARE_OF = ("raw", "post_tax")
@@ -52,6 +52,7 @@ class SEDParams:
     sigma_dist: jax.Array  # [low, high, a, b], see sedjax.population
     beta_dist: jax.Array
     resample_types: jax.Array  # bool: draw new types at every episode reset
+    objective_param: jax.Array  # fixed eta or p overriding the vote; NaN: use the vote
 
 
 @struct.dataclass
@@ -90,6 +91,7 @@ class SED:
         sigma_dist=(0.0, 1.0, 1.0, 1.0),
         beta_dist=(0.0, 1.0, 1.0, 1.0),
         resample_types: bool = False,
+        objective_param: float = float("nan"),
     ):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective.kind must be one of {OBJECTIVES}, got {objective!r}")
@@ -120,8 +122,11 @@ class SED:
             thresholds=thresholds, transfer_scale=transfer_scale, max_rate_change=max_rate_change,
             period_len=period_len, periods_per_round=periods_per_round, rounds_per_episode=rounds_per_episode,
             sigma_dist=sigma_dist, beta_dist=beta_dist, resample_types=resample_types,
+            objective_param=objective_param,
         )
         self.principal_obs_dim = 2 * self.num_agents + self.num_brackets + 4
+        # Static: which type distributions need the (compile-heavy) Beta sampler.
+        self._beta_sampler = (is_beta(sigma_dist), is_beta(beta_dist))
         self._maybe_reset = make_maybe_reset(self._reset_keep_types)
 
     @property
@@ -144,6 +149,7 @@ class SED:
             sigma_dist=f32(d["sigma_dist"]),
             beta_dist=f32(d["beta_dist"]),
             resample_types=jnp.asarray(d["resample_types"], bool),
+            objective_param=f32(d["objective_param"]),
         )
 
     def episode_len(self, params: SEDParams) -> jax.Array:
@@ -165,14 +171,19 @@ class SED:
         })
 
     def rates_from_action(self, principal_action) -> jax.Array:
-        if self.continuous_rates:
-            return jnp.clip(jnp.asarray(principal_action, jnp.float32), 0.0, 1.0)
+        """Integer actions are rate levels (0..rate_levels-1); float actions are rates in [0, 1]
+        (continuous rates, or off-grid fixed schedules such as [0.1, 0.25, 0.37])."""
+        principal_action = jnp.asarray(principal_action)
+        if self.continuous_rates or jnp.issubdtype(principal_action.dtype, jnp.floating):
+            return jnp.clip(principal_action.astype(jnp.float32), 0.0, 1.0)
         return tax.levels_to_rates(principal_action, self.rate_levels)
 
     # ------------------------------------------------------------------ reset / step
-    def _vote(self, sigma):
+    def _vote(self, sigma, params: SEDParams):
         m = voting.vote(sigma, self.vote_mechanism)
-        return m if self.objective == "eta" else voting.vote_to_p(m)
+        voted = m if self.objective == "eta" else voting.vote_to_p(m)
+        # A configured objective parameter (objective.eta / objective.p) overrides the vote.
+        return jnp.where(jnp.isnan(params.objective_param), voted, params.objective_param)
 
     def _new_episode(self, key, params: SEDParams, sigma, beta):
         grid_obs, gstate = self.grid.reset(key, params.grid)
@@ -180,7 +191,7 @@ class SED:
         zeros = jnp.zeros((n,), jnp.float32)
         state = SEDState(
             grid=gstate, t=jnp.zeros((), jnp.int32), rates=jnp.zeros((B,), jnp.float32),
-            period_raw=zeros, last_raw=zeros, last_income=zeros, voted=self._vote(sigma),
+            period_raw=zeros, last_raw=zeros, last_income=zeros, voted=self._vote(sigma, params),
             sigma=sigma, beta=beta,
         )
         return {"agents": grid_obs, "principal": self.principal_obs(state, params)}, state
@@ -188,7 +199,8 @@ class SED:
     def _sample_types(self, key, params):
         k_s, k_b = jax.random.split(key)
         n = self.num_agents
-        return sample_types(k_s, params.sigma_dist, n), sample_types(k_b, params.beta_dist, n)
+        return (sample_types(k_s, params.sigma_dist, n, self._beta_sampler[0]),
+                sample_types(k_b, params.beta_dist, n, self._beta_sampler[1]))
 
     def reset(self, key: jax.Array, params: SEDParams | None = None):
         params = self.default_params if params is None else params
@@ -248,7 +260,7 @@ class SED:
             period_raw=jnp.where(period_end, 0.0, period_raw),
             last_raw=jnp.where(period_end, period_raw, state.last_raw),
             last_income=jnp.where(period_end, income, state.last_income),
-            voted=jnp.where(new_round, self._vote(state.sigma), state.voted),
+            voted=jnp.where(new_round, self._vote(state.sigma, params), state.voted),
             sigma=state.sigma, beta=state.beta,
         )
         obs = {"agents": self.grid._decode_obs(codes, gstate), "principal": self.principal_obs(new_state, params)}

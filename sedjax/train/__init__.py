@@ -1,0 +1,6 @@
+"""Training: PPO agents and a PPO Principal in one compiled program (``make_train``), and the
+host-side runner with logging, checkpoints and plots (``run``)."""
+
+from sedjax.train.ppo import make_train
+
+__all__ = ["make_train"]

@@ -1,0 +1,351 @@
+"""Behaviour tests for the full SED game (sedjax.sed.SED): tax periods, settlement, the Principal's
+reward, votes at round starts, types across auto-resets, the reward map, and config validation.
+
+One small game (4 agents on an apple-rich 6 x 5 room, periods of 6 steps, 2 periods per round,
+2 rounds per episode = 24 steps) is compiled once; its traced parameters (transfer scale, rate bound,
+type distributions, resampling) are varied through ``params.replace``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sedjax
+from sedjax import tax, voting, welfare
+
+from conftest import ascii_map
+
+RICH = [
+    "WWWWWWWW",
+    "WPAAAAPW",
+    "WAAAAAAW",
+    "WAAAAAAW",
+    "WAAAAAAW",
+    "WPAAAAPW",
+    "WWWWWWWW",
+]
+N_AGENTS = 4
+PERIOD, PER_ROUND, ROUNDS = 6, 2, 2
+ROUND_LEN, EPISODE = PERIOD * PER_ROUND, PERIOD * PER_ROUND * ROUNDS
+THRESHOLDS = (0.0, 2.0, 4.0)
+STEPS = 30  # crosses one episode end (after step 24)
+KW = dict(
+    map=None, num_agents=N_AGENTS, social_scope="all", thresholds=THRESHOLDS, period_len=PERIOD,
+    periods_per_round=PER_ROUND, rounds_per_episode=ROUNDS, regrowth_probs=(0.0, 0.3, 0.3, 0.3),
+)
+
+
+def _kw(**extra):
+    kw = dict(KW, map=ascii_map(RICH, "rich"))
+    kw.update(extra)
+    return kw
+
+
+class Game:
+    def __init__(self, env):
+        self.env = env
+        self.params = env.default_params
+        self.reset = jax.jit(env.reset)
+        self.step_env = jax.jit(env.step_env)
+
+        def run(key, state, params):
+            def body(st, k):
+                ka, ks = jax.random.split(k)
+                a = env.action_space(params).sample(ka)
+                obs, nxt, r, done, info = env.step(ks, st, a, params)
+                out = dict(info=info, r_agents=r["agents"], r_principal=r["principal"], done=done,
+                           action=a, t=nxt.t, rates=nxt.rates, voted=nxt.voted, sigma=nxt.sigma, beta=nxt.beta,
+                           apples=nxt.grid.apples, period_raw=nxt.period_raw, obs_p=obs["principal"])
+                return nxt, out
+
+            return jax.lax.scan(body, state, jax.random.split(key, STEPS))
+
+        self.run = jax.jit(run)
+
+
+@pytest.fixture(scope="module")
+def game():
+    return Game(sedjax.make("sed", **_kw()))
+
+
+@pytest.fixture(scope="module")
+def start(game):
+    return game.reset(jax.random.key(0), game.params)
+
+
+def np_tree(t):
+    return jax.tree.map(np.asarray, t)
+
+
+def expected_extrinsic(a, rates, t_before, scale, thresholds=THRESHOLDS):
+    """Recompute from the apples collected ``a (T, n)``: per-period raw income, lump sums at period ends
+    (``scale * (redistribute(raw) - raw)``), and the period-end mask."""
+    T, n = a.shape
+    raw = np.zeros(n, np.float32)
+    raws, lumps, ends = [], [], []
+    for s in range(T):
+        if t_before[s] % PERIOD == 0:
+            raw = np.zeros(n, np.float32)
+        raw = raw + a[s]
+        end = (t_before[s] + 1) % PERIOD == 0
+        post = np.asarray(tax.redistribute(jnp.asarray(raw), jnp.asarray(rates[s]), jnp.asarray(thresholds)))
+        lumps.append(scale * (post - raw) if end else np.zeros(n, np.float32))
+        raws.append(raw.copy())
+        ends.append(end)
+    return np.array(raws), np.array(lumps), np.array(ends)
+
+
+def t_before_of(traj):
+    return np.concatenate([[0], np.asarray(traj["t"])[:-1]])
+
+
+# =============================================================================== reset / spaces
+def test_reset_and_spaces(game, start):
+    env = game.env
+    obs, st = start
+    assert obs["agents"].shape == (N_AGENTS, 11, 11, 4)
+    assert obs["principal"].shape == (env.principal_obs_dim,)
+    assert bool(env.observation_space(game.params).contains(obs))
+    assert int(st.t) == 0 and (np.asarray(st.rates) == 0).all()  # phi_0 = 0
+    s, b = np.asarray(st.sigma), np.asarray(st.beta)
+    assert ((s >= 0) & (s <= 1)).all() and ((b >= 0) & (b <= 1)).all() and len(set(s.tolist())) == N_AGENTS
+    np.testing.assert_allclose(float(st.voted), s.mean(), rtol=1e-6)  # 'eta' + 'mean': eta = mean(sigma)
+    space = env.action_space(game.params)
+    for i in range(5):
+        a = space.sample(jax.random.key(i))
+        assert bool(space.contains(a))
+        assert a["agents"].shape == (N_AGENTS,) and a["principal"].shape == (3,)
+    levels = jax.vmap(space["principal"].sample)(jax.random.split(jax.random.key(0), 200))
+    assert set(np.unique(np.asarray(levels))) == set(range(11))
+
+
+# =============================================================================== rates and taxes
+def test_rates_set_only_at_period_starts(game, start):
+    _, st = start
+    _, traj = game.run(jax.random.key(1), st, game.params)
+    traj = np_tree(traj)
+    tb = t_before_of(traj)
+    rates = traj["info"]["rates"]
+    levels = traj["action"]["principal"]
+    prev = np.zeros(3)
+    changed_mid_period = 0
+    for s in range(STEPS):
+        if tb[s] % PERIOD == 0:
+            np.testing.assert_allclose(rates[s], levels[s] / 10.0, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(rates[s], prev)  # the principal's action is ignored
+            changed_mid_period += not np.array_equal(levels[s], levels[s - 1])
+        prev = rates[s]
+    assert changed_mid_period > 0
+    # The auto-reset (after step 24) starts the new episode with phi = 0 in the state.
+    assert traj["done"][EPISODE - 1] and (traj["rates"][EPISODE - 1] == 0).all()
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_tax_settlement_and_principal_reward(game, start, scale):
+    _, st = start
+    params = game.params.replace(transfer_scale=jnp.float32(scale))
+    _, traj = game.run(jax.random.key(1), st, params)
+    traj = np_tree(traj)
+    info = traj["info"]
+    tb = t_before_of(traj)
+    a = info["apples_collected"]
+    raws, lumps, ends = expected_extrinsic(a, info["rates"], tb, scale)
+    np.testing.assert_array_equal(info["period_end"], ends)
+    np.testing.assert_allclose(info["period_raw"], raws)
+    # Extrinsic reward: apples each step, plus the lump sum on a period's last step only.
+    np.testing.assert_allclose(info["extrinsic"], a + lumps, atol=1e-5)
+    assert np.abs(lumps).max() > 0.1, "no tax was ever transferred; the test would be vacuous"
+    # Conservation: sum of post-tax income == sum of raw apples of the period.
+    np.testing.assert_allclose(info["income"][ends].sum(-1), raws[ends].sum(-1), atol=1e-4)
+    np.testing.assert_allclose(info["income"][ends], raws[ends] + lumps[ends], atol=1e-5)
+    # The Principal's reward: the period objective at period ends, 0 elsewhere.
+    eta = info["voted"]
+    obj = eta * raws.sum(-1) + (1 - eta) * raws.min(-1)
+    np.testing.assert_allclose(traj["r_principal"], np.where(ends, obj, 0.0), rtol=1e-5, atol=1e-5)
+    assert (traj["r_principal"][ends] > 0).any()
+    # Raw apples: the period_raw in the state restarts at period ends.
+    np.testing.assert_allclose(traj["period_raw"][ends], 0.0)
+
+
+def test_transfer_scale_scales_the_lump_sum(game, start):
+    _, st = start
+    outs = []
+    for scale in (1.0, 0.25):
+        _, traj = game.run(jax.random.key(2), st, game.params.replace(transfer_scale=jnp.float32(scale)))
+        info = np_tree(traj["info"])
+        outs.append((info["apples_collected"], info["extrinsic"] - info["apples_collected"]))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])  # same world
+    np.testing.assert_allclose(outs[1][1], 0.25 * outs[0][1], atol=1e-5)
+    assert np.abs(outs[0][1]).max() > 0.1
+
+
+def test_divergence_bound_limits_rate_changes(game, start):
+    _, st = start
+    delta = 0.2
+    _, traj = game.run(jax.random.key(3), st, game.params.replace(max_rate_change=jnp.float32(delta)))
+    traj = np_tree(traj)
+    tb = t_before_of(traj)
+    rates, levels = traj["info"]["rates"], traj["action"]["principal"] / 10.0
+    prev = np.zeros(3)
+    clipped = 0
+    for s in range(STEPS):
+        if tb[s] == 0:
+            prev = np.zeros(3)  # a new episode starts from phi_0 = 0
+        if tb[s] % PERIOD == 0:
+            want = np.clip(levels[s], prev - delta, prev + delta)
+            np.testing.assert_allclose(rates[s], want, atol=1e-6)
+            assert np.abs(rates[s] - prev).max() <= delta + 1e-6
+            clipped += (np.abs(levels[s] - prev) > delta + 1e-6).any()
+            prev = rates[s]
+    assert clipped > 0
+
+
+# =============================================================================== rewards and types
+def _check_reward_formula(traj, sigma, beta):
+    info = traj["info"]
+    a, e = info["apples_collected"], info["extrinsic"]
+    S = a.sum(-1, keepdims=True) - a  # social_scope 'all'
+    want = beta * e + (1 - beta) * (sigma * a + (1 - sigma) * S)
+    np.testing.assert_allclose(traj["r_agents"], want, rtol=1e-5, atol=1e-5)
+
+
+def test_reward_formula_heterogeneous_types(game, start):
+    _, st = start
+    sigma = np.array([0.0, 0.3, 0.8, 1.0], np.float32)
+    beta = np.array([1.0, 0.2, 0.5, 0.0], np.float32)
+    st = st.replace(sigma=jnp.asarray(sigma), beta=jnp.asarray(beta))
+    _, traj = game.run(jax.random.key(4), st, game.params)
+    traj = np_tree(traj)
+    _check_reward_formula(traj, sigma, beta)
+    a = traj["info"]["apples_collected"]
+    assert ((a.sum(-1, keepdims=True) - a) > 0).any(axis=0).all()  # everyone saw others collect
+    np.testing.assert_array_equal(traj["sigma"], np.broadcast_to(sigma, (STEPS, N_AGENTS)))  # types kept
+
+
+def test_fixed_types_from_make(game):
+    env2 = sedjax.make("sed", **_kw(sigma=0.3, beta=0.6))
+    p2 = env2.default_params
+    _, st = game.reset(jax.random.key(5), p2)  # same static config: the params carry the types
+    np.testing.assert_allclose(np.asarray(st.sigma), 0.3, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(st.beta), 0.6, rtol=1e-6)
+    _, traj = game.run(jax.random.key(6), st, p2)
+    _check_reward_formula(np_tree(traj), 0.3, 0.6)
+    # Beta-distributed trust.
+    env3 = sedjax.make("sed", **_kw(beta={"dist": "beta", "a": 2.0, "b": 5.0}))
+    _, st3 = game.reset(jax.random.key(5), env3.default_params)
+    b = np.asarray(st3.beta)
+    assert ((b > 0) & (b < 1)).all() and len(set(b.tolist())) == N_AGENTS
+
+
+@pytest.mark.parametrize("resample", [False, True])
+def test_episode_reset_keeps_types(game, start, resample):
+    """After rounds_per_episode rounds the world resets (t = 0, all apples alive, phi = 0) and the
+    types are kept (or redrawn with ``resample_types``)."""
+    _, st = start
+    params = game.params.replace(resample_types=jnp.asarray(resample))
+    _, traj = game.run(jax.random.key(7), st, params)
+    traj = np_tree(traj)
+    done = traj["done"]
+    np.testing.assert_array_equal(np.flatnonzero(done), [EPISODE - 1])
+    np.testing.assert_array_equal(traj["t"], [*range(1, EPISODE), 0, *range(1, STEPS - EPISODE + 1)])
+    assert not traj["apples"][EPISODE - 2].all()  # apples were eaten before the end ...
+    assert traj["apples"][EPISODE - 1].all()  # ... and all alive in the new episode
+    np.testing.assert_array_equal(traj["period_raw"][EPISODE - 1], 0.0)
+    s0, b0 = np.asarray(st.sigma), np.asarray(st.beta)
+    np.testing.assert_array_equal(traj["sigma"][EPISODE - 2], s0)
+    s1, b1 = traj["sigma"][EPISODE - 1], traj["beta"][EPISODE - 1]
+    if resample:
+        assert not np.allclose(s1, s0) and not np.allclose(b1, b0)
+    else:
+        np.testing.assert_array_equal(s1, s0)
+        np.testing.assert_array_equal(b1, b0)
+    np.testing.assert_allclose(traj["voted"][EPISODE - 1], s1.mean(), rtol=1e-6)  # new episode's vote
+
+
+def test_vote_happens_at_round_starts(game, start):
+    _, st = start
+    sigma = np.array([0.1, 0.2, 0.4, 0.9], np.float32)
+    st = st.replace(sigma=jnp.asarray(sigma), voted=jnp.float32(0.123))
+    _, traj = game.run(jax.random.key(8), st, game.params)
+    voted = np.asarray(traj["voted"])  # after each step
+    np.testing.assert_allclose(voted[: ROUND_LEN - 1], 0.123)
+    np.testing.assert_allclose(voted[ROUND_LEN - 1 :], sigma.mean(), rtol=1e-6)  # eta = mean(sigma) = 0.4
+    # The vote is the objective's parameter for the periods that follow (eta for 'eta').
+    info = np_tree(traj["info"])
+    np.testing.assert_allclose(info["voted"][:ROUND_LEN], 0.123)
+
+
+@pytest.fixture(scope="module")
+def pmean_game():
+    return Game(sedjax.make("sed", **_kw(objective="pmean")))
+
+
+def test_pmean_vote_and_objective(pmean_game, start):
+    """'pmean' + 'mean': at a round start p = ln(mean sigma) + 1; the Principal's reward at a period
+    end is the power mean of the period's raw apples with the current p."""
+    g = pmean_game
+    _, st = start  # same static shapes: a state of the eta game is a valid state here
+    sigma = np.array([0.1, 0.2, 0.4, 0.9], np.float32)
+    raw = np.array([3.0, 1.0, 0.0, 2.0], np.float32)
+    st = st.replace(sigma=jnp.asarray(sigma), voted=jnp.float32(0.5), t=jnp.int32(ROUND_LEN - 1),
+                    period_raw=jnp.asarray(raw))
+    act = {"agents": jnp.zeros(N_AGENTS, jnp.int32), "principal": jnp.zeros(3, jnp.int32)}
+    _, nxt, r, done, info = g.step_env(jax.random.key(0), st, act, g.params)
+    assert not bool(done) and bool(info["period_end"]) and bool(info["round_end"])
+    np.testing.assert_allclose(float(nxt.voted), np.log(sigma.mean()) + 1.0, rtol=1e-5)
+    w = raw + np.asarray(info["apples_collected"])
+    np.testing.assert_allclose(float(r["principal"]), float(welfare.power_mean(jnp.asarray(w), 0.5)), rtol=1e-5)
+    np.testing.assert_allclose(float(r["principal"]), np.mean(np.sqrt(w)) ** 2, rtol=1e-4)
+    # Mid-round, mid-period: no reward, vote unchanged.
+    st2 = nxt.replace(t=jnp.int32(1))
+    _, nxt2, r2, _, _ = g.step_env(jax.random.key(1), st2, act, g.params)
+    assert float(r2["principal"]) == 0.0 and float(nxt2.voted) == float(nxt.voted)
+
+
+def test_vote_to_p_matches_voting_module():
+    sigma = jnp.array([0.1, 0.2, 0.4, 0.9])
+    np.testing.assert_allclose(float(voting.vote_to_p(voting.vote(sigma, "mean"))), np.log(0.4) + 1, rtol=1e-6)
+
+
+# =============================================================================== config validation
+BAD = [
+    ("apple_grid", dict(regrowth_probs=(0.0, 1.5)), "env.regrowth_probs"),
+    ("apple_grid", dict(regrowth_probs=(-0.1, 0.2)), "env.regrowth_probs"),
+    ("sed", dict(regrowth_probs=(0.0, float("nan"))), "env.regrowth_probs"),
+    ("sed", dict(thresholds=(0.0, 20.0, 10.0)), "tax.thresholds"),
+    ("sed", dict(thresholds=(5.0, 10.0)), "tax.thresholds"),
+    ("sed", dict(objective="utilitarian"), "objective"),
+    ("sed", dict(vote_mechanism="plurality"), "voting.mechanism"),
+    ("sed", dict(sigma=1.5), "types.sigma"),
+    ("sed", dict(sigma=-0.1), "types.sigma"),
+    ("sed", dict(sigma="gaussian"), "types.sigma"),
+    ("sed", dict(beta={"dist": "beta", "a": 0.0, "b": 1.0}), "types.beta"),
+    ("sed", dict(beta={"dist": "beta", "a": 1.0}), "types.beta"),
+    ("sed", dict(beta={"dist": "uniform", "low": 0.8, "high": 0.2}), "types.beta"),
+    ("sed", dict(social_scope="friends"), "social_scope"),
+    ("sed", dict(period_len=0), "tax.period_len"),
+    ("sed", dict(transfer_scale=2.0), "tax.transfer_scale"),
+    ("sed", dict(bogus_option=1), "bogus_option"),
+    ("apple_grid", dict(bogus_option=1), "bogus_option"),
+    ("apple_grid", dict(period_len=5), "period_len"),  # a SED keyword is unknown to the bare grid
+    ("apple_grid", dict(num_agents=63), "env.num_agents"),  # the default map seats 62
+    ("apple_grid", dict(map="no_such_map"), "env.map"),
+    ("apple_grid", dict(obs_mode="pixels"), "env.obs_mode"),
+]
+
+
+@pytest.mark.parametrize("name,kw,field", BAD, ids=[f for _, _, f in BAD])
+def test_invalid_config_raises_naming_field(name, kw, field):
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        sedjax.make(name, **kw)
+
+
+def test_valid_edge_configs_build():
+    sedjax.make("apple_grid", num_agents=62)
+    sedjax.make("sed", sigma=0.0, beta=1.0, thresholds=(0.0,), regrowth_probs=(0.0, 1.0))
+    with pytest.raises(ValueError):
+        sedjax.make("no_such_env")
