@@ -21,12 +21,15 @@ def px(img, r, c):
 
 
 @pytest.fixture(scope="module")
-def world(default_grid, default_reset):
-    env = default_grid.env
+def render_fn(default_grid):
+    return jax.jit(functools.partial(render_world, default_grid.env))
+
+
+@pytest.fixture(scope="module")
+def world(default_grid, default_reset, render_fn):
     _, st = default_reset
     st = st.replace(apples=st.apples.at[::3].set(False))  # some dead apples
-    img = jax.jit(functools.partial(render_world, env))(st)
-    return env, st, np.asarray(img)
+    return default_grid.env, st, np.asarray(render_fn(st))
 
 
 def test_render_world_shape_and_cells(world):
@@ -49,11 +52,10 @@ def test_render_world_shape_and_cells(world):
     assert (img[r * 8 : r * 8 + 8, c * 8 : c * 8 + 8] == np.array(FLOOR, np.uint8)).all()
 
 
-def test_render_world_hides_removed_agents(default_grid, default_reset):
-    env = default_grid.env
+def test_render_world_hides_removed_agents(default_reset, render_fn):
     _, st = default_reset
     st = st.replace(on_map=st.on_map.at[0].set(False))
-    img = np.asarray(render_world(env, st))
+    img = np.asarray(render_fn(st))
     r, c = np.asarray(st.pos[0])
     assert px(img, r, c) == FLOOR  # agent 0's Q cell is plain floor once it is removed
     r1, c1 = np.asarray(st.pos[1])

@@ -113,20 +113,23 @@ def test_reset_and_spaces(game, start):
     s, b = np.asarray(st.sigma), np.asarray(st.beta)
     assert ((s >= 0) & (s <= 1)).all() and ((b >= 0) & (b <= 1)).all() and len(set(s.tolist())) == N_AGENTS
     np.testing.assert_allclose(float(st.voted), s.mean(), rtol=1e-6)  # 'eta' + 'mean': eta = mean(sigma)
-    space = env.action_space(game.params)
-    for i in range(5):
-        a = space.sample(jax.random.key(i))
-        assert bool(space.contains(a))
-        assert a["agents"].shape == (N_AGENTS,) and a["principal"].shape == (3,)
-    levels = jax.vmap(space["principal"].sample)(jax.random.split(jax.random.key(0), 200))
-    assert set(np.unique(np.asarray(levels))) == set(range(11))
 
 
 # =============================================================================== rates and taxes
 def test_rates_set_only_at_period_starts(game, start):
     _, st = start
     _, traj = game.run(jax.random.key(1), st, game.params)
+    # The actions were drawn with action_space(params).sample(key) inside the rollout: valid ones.
+    space = game.env.action_space(game.params)
+    for s in (0, 7, STEPS - 1):
+        a = jax.tree.map(lambda v: v[s], traj["action"])
+        assert bool(space.contains(a))
+        assert a["agents"].shape == (N_AGENTS,) and a["principal"].shape == (3,)
     traj = np_tree(traj)
+    assert set(np.unique(traj["action"]["principal"])) == set(range(11))
+    assert set(np.unique(traj["action"]["agents"])) == set(range(7))
+    live = ~traj["done"]  # on the episode's last step, info is the finished step's, the state the new one's
+    np.testing.assert_array_equal(traj["info"]["apples_alive"][live], traj["apples"].sum(-1)[live])
     tb = t_before_of(traj)
     rates = traj["info"]["rates"]
     levels = traj["action"]["principal"]

@@ -1,0 +1,111 @@
+"""Learned Principal vs fixed tax schedules in the paper's setting.
+
+7 agents on commons_harvest_open, sigma, beta ~ U(0, 1), eta voted each round as the mean of the
+reported sigma, objective on raw apples (SPEC defaults). For each Principal: PPO, no tax, random
+rates, and the fixed schedules [0,0,0], [.1,.25,.37], [0,.6,1], [.5,.5,.5], [1,1,1], agents and
+Principal are trained together for ``--steps`` env steps on ``--seeds`` seeds (vmapped), and the
+metrics of the last ``--tail`` of training are averaged: objective (per tax period), productivity
+(apples per env step), equality (1 - Gini of post-tax period income), apples alive, mean rate.
+
+    python scripts/compare_principals.py --steps 200000 --seeds 3
+Writes ``benchmarks/results/compare_principals.json`` and prints a markdown table (mean ± std over
+seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from sedjax.config import compose_config  # noqa: E402
+from sedjax.train import make_train  # noqa: E402
+
+PRINCIPALS = [
+    ("ppo", ["principal=ppo"]),
+    ("none", ["principal=none"]),
+    ("random", ["principal=random"]),
+    ("fixed [0, 0, 0]", ["principal=fixed", "principal.rates=[0,0,0]"]),
+    ("fixed [.1, .25, .37]", ["principal=fixed", "principal.rates=[0.1,0.25,0.37]"]),
+    ("fixed [0, .6, 1]", ["principal=fixed", "principal.rates=[0,0.6,1]"]),
+    ("fixed [.5, .5, .5]", ["principal=fixed", "principal.rates=[0.5,0.5,0.5]"]),
+    ("fixed [1, 1, 1]", ["principal=fixed", "principal.rates=[1,1,1]"]),
+]
+METRICS = ("objective", "productivity", "equality", "apples_alive", "mean_rate")
+
+
+def run_one(overrides, seeds: int, tail: float):
+    cfg = compose_config(overrides)
+    train = make_train(cfg)
+    n = train.env.num_agents
+    keys = jax.random.split(jax.random.key(int(cfg.seed)), seeds)
+    runner = jax.jit(jax.vmap(train.init))(keys)
+    chunk = jax.jit(jax.vmap(train.chunk))
+    history = []
+    for _ in range(train.num_chunks):
+        runner, m = chunk(runner)
+        m = jax.device_get(m)  # leaves: (seeds, iters, ...)
+        history.append({
+            "objective": m["objective"].mean(1),
+            "productivity": m["apples_per_agent_step"].mean(1) * n,
+            "equality": m["equality"].mean(1),
+            "apples_alive": m["apples_alive"].mean(1),
+            "mean_rate": m["tax_rates"].mean((1, 2)),
+            "tax_rates": m["tax_rates"].mean(1),
+        })
+    k = max(1, int(round(tail * len(history))))
+    last = history[-k:]
+    out = {key: np.mean([h[key] for h in last], 0) for key in METRICS}  # per seed
+    out["tax_rates"] = np.mean([h["tax_rates"] for h in last], 0)
+    out["curve_objective"] = [h["objective"].tolist() for h in history]
+    return out, train.total_env_steps
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=200_000, help="env steps per seed")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--tail", type=float, default=0.2, help="fraction of training averaged at the end")
+    ap.add_argument("--only", nargs="*", default=None, help="names of principals to run")
+    ap.add_argument("--out", default="benchmarks/results/compare_principals.json")
+    ap.add_argument("overrides", nargs="*", help="extra config overrides for every run")
+    args = ap.parse_args(argv)
+    base = [f"train.total_env_steps={args.steps}", "train.chunks=10"] + list(args.overrides)
+    results = {}
+    for name, ov in PRINCIPALS:
+        if args.only and name not in args.only:
+            continue
+        t0 = time.time()
+        res, steps = run_one(base + ov, args.seeds, args.tail)
+        results[name] = res
+        print(f"{name:22s} objective {res['objective'].mean():7.3f} ± {res['objective'].std():.3f}  "
+              f"({time.time() - t0:.0f} s)", flush=True)
+    header = "| Principal | objective | productivity (apples/step) | equality | apples alive | mean rate |"
+    lines = [header, "|---|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        cells = [f"{r[m].mean():.3f} ± {r[m].std():.3f}" for m in METRICS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    print(f"\n{args.seeds} seeds x {steps:,} env steps each; metrics averaged over the last "
+          f"{int(args.tail * 100)} % of training; mean ± std over seeds\n")
+    print(table)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({
+            "steps_per_seed": steps, "seeds": args.seeds, "tail": args.tail, "overrides": base,
+            "jax_version": jax.__version__, "device": str(jax.devices()[0].device_kind),
+            "results": {k: {m: np.asarray(v).tolist() for m, v in r.items()} for k, r in results.items()},
+            "table": table,
+        }, f, indent=2)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
