@@ -128,6 +128,11 @@ class SED:
         # Static: which type distributions need the (compile-heavy) Beta sampler.
         self._beta_sampler = (is_beta(sigma_dist), is_beta(beta_dist))
         self._maybe_reset = make_maybe_reset(self._reset_keep_types)
+        # Re-vote only on steps where a voting round starts. Under vmap a plain jnp.where would
+        # vote on every step (a batched select evaluates both sides; the O(n^2) weighted median
+        # then cost ~70% of a step at 7 agents); make_maybe_reset turns the batch of flags into one
+        # scalar cond on any(new_round), so the vote costs something only at round starts.
+        self._maybe_revote = make_maybe_reset(lambda _key, params, old: (old[0], self._vote(old[0], params)))
 
     @property
     def name(self) -> str:
@@ -251,16 +256,17 @@ class SED:
             S = a.sum() - a
         r_int = state.sigma * a + (1.0 - state.sigma) * S
         r_agents = state.beta * extrinsic + (1.0 - state.beta) * r_int
-        # A new voting round starts: vote (types may one day be dynamic; the vote is cheap).
+        # A new voting round starts: vote on the agents' current reports (their types).
         round_len = params.period_len * params.periods_per_round
         new_round = t % round_len == 0
+        _, voted = self._maybe_revote(new_round, key, state.sigma, state.voted, params)
         done = t >= self.episode_len(params)
         new_state = SEDState(
             grid=gstate, t=t, rates=rates,
             period_raw=jnp.where(period_end, 0.0, period_raw),
             last_raw=jnp.where(period_end, period_raw, state.last_raw),
             last_income=jnp.where(period_end, income, state.last_income),
-            voted=jnp.where(new_round, self._vote(state.sigma, params), state.voted),
+            voted=voted,
             sigma=state.sigma, beta=state.beta,
         )
         obs = {"agents": self.grid._decode_obs(codes, gstate), "principal": self.principal_obs(new_state, params)}
