@@ -11,8 +11,25 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def orthogonal(scale: float = 1.0):
+    """``nn.initializers.orthogonal(scale)`` that runs its QR one matrix at a time under ``vmap``.
+
+    ``jax.vmap(train.init)`` over seeds batches the QR decompositions of the orthogonal
+    initialisers; on CPU, jaxlib's batched LAPACK kernels fan the batch out on the intra-op thread
+    pool and, with two cores and two such QRs scheduled at once, each waits for the other's threads
+    (seen deadlocking on a 2-core machine with jax 0.10.2). ``sequential_vmap`` turns the batch into
+    a loop of unbatched QRs: same values, and init runs once per run, so the loop costs nothing.
+    """
+    base = nn.initializers.orthogonal(scale)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.custom_batching.sequential_vmap(lambda k: base(k, shape, dtype))(key)
+
+    return init
+
+
 def _dense(features, scale=np.sqrt(2)):
-    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale), bias_init=nn.initializers.zeros)
+    return nn.Dense(features, kernel_init=orthogonal(scale), bias_init=nn.initializers.zeros)
 
 
 def _patches(x, size: int, stride: int):
