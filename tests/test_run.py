@@ -1,0 +1,170 @@
+"""The host-side training loop (``sedjax.train.run``), its Hydra entry point and ``sedjax-eval``.
+
+Compilation dominates on CPU, so one module-scoped fixture trains a tiny config (2 seeds, 2 chunks)
+straight, and the same config interrupted after one chunk then resumed; ``run`` shares compiled
+programs between runs of the same config in a process, and a persistent compilation cache (in a
+temporary folder, for this module only) lets the Hydra subprocess reuse them too.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from sedjax.config import compose_config
+from sedjax.evaluate import csv_columns
+from sedjax.evaluate import main as eval_main
+from sedjax.train.run import load_checkpoint, read_metrics, run
+
+TINY = [
+    "train.total_env_steps=800", "train.num_envs=2", "train.rollout_len=50", "tax.period_len=50",
+    "voting.periods_per_round=2", "env.rounds_per_episode=1", "principal.update_every=1",
+    "agents.minibatches=2", "principal.minibatches=1", "train.chunks=2", "train.num_seeds=2",
+]
+REQUIRED = ("chunk", "env_steps", "sps", "agent_sps", "wall_time", "agent_return", "apples_per_agent_step",
+            "objective", "tax_rates", "equality", "productivity", "apples_alive", "voted",
+            "objective_per_seed", "agent_return_per_seed", "tax_rates_per_seed", "agents/policy_loss",
+            "agents/value_loss", "agents/entropy", "principal/policy_loss")
+TIMING = ("sps", "agent_sps", "chunk_time", "wall_time")
+CACHE_OPTIONS = {
+    "jax_compilation_cache_dir": None,  # set by the fixture
+    "jax_persistent_cache_min_compile_time_secs": 0.0,
+    "jax_persistent_cache_min_entry_size_bytes": -1,
+}
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory):
+    """A persistent compilation cache for this module (restored to the previous settings after)."""
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    path = str(tmp_path_factory.mktemp("jax_cache"))
+    old = {k: getattr(jax.config, k) for k in CACHE_OPTIONS}
+    for k, v in CACHE_OPTIONS.items():
+        jax.config.update(k, path if v is None else v)
+    cc.reset_cache()
+    yield path
+    for k, v in old.items():
+        jax.config.update(k, v)
+    cc.reset_cache()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, compile_cache):
+    root = tmp_path_factory.mktemp("runs")
+    cfg = compose_config(TINY)
+    straight = run(cfg, root / "straight")
+    partial = run(cfg, root / "resumed", max_chunks=1)
+    partial_lines = read_metrics(root / "resumed")
+    resumed = run(compose_config(TINY + ["train.resume=true"]), root / "resumed")
+    return {"root": root, "cfg": cfg, "straight": straight, "partial": partial, "partial_lines": partial_lines,
+            "resumed": resumed}
+
+
+def test_run_writes_config_metrics_plots_checkpoint(runs):
+    d = runs["root"] / "straight"
+    saved = OmegaConf.load(d / "config.yaml")
+    assert OmegaConf.to_container(saved) == OmegaConf.to_container(runs["cfg"], resolve=True)
+    recs = read_metrics(d)
+    assert len(recs) == 2 and [r["chunk"] for r in recs] == [0, 1]
+    for r in recs:
+        missing = [k for k in REQUIRED if k not in r]
+        assert not missing, missing
+        assert len(r["tax_rates"]) == 3 and len(r["objective_per_seed"]) == 2
+        assert np.asarray(r["tax_rates_per_seed"]).shape == (2, 3)
+        assert r["productivity"] == pytest.approx(r["apples_per_agent_step"] * 7)
+        assert r["agent_return"] == pytest.approx(r["agent_reward"] * 50 * 2)  # per voting round
+        assert r["objective"] == pytest.approx(np.mean(r["objective_per_seed"]))
+        assert all(np.isfinite(r[k]) for k in ("objective", "agent_return", "equality", "sps"))
+    assert [r["env_steps"] for r in recs] == [400, 800]
+    for png in ("training_curves.png", "tax_schedule.png"):
+        with Image.open(d / png) as im:
+            assert im.format == "PNG" and im.width > 100
+    assert (d / "checkpoint").is_dir()
+    s = runs["straight"]
+    assert s["chunks_done"] == s["num_chunks"] == 2 and s["env_steps"] == s["total_env_steps"] == 800
+    assert set(s["final"]) >= {"objective", "agent_return", "productivity", "apples_alive", "equality"}
+    assert s["final"]["objective"]["mean"] == pytest.approx(recs[-1]["objective"])
+    assert json.loads((d / "summary.json").read_text())["chunks_done"] == 2
+
+
+def test_resume_equals_uninterrupted(runs):
+    assert runs["partial"]["chunks_done"] == 1 and len(runs["partial_lines"]) == 1
+    a, b = runs["straight"], runs["resumed"]
+    assert b["chunks_done"] == 2
+    ra, rb = read_metrics(runs["root"] / "straight"), read_metrics(runs["root"] / "resumed")
+    assert len(rb) == 2
+    for x, y in zip(ra, rb):
+        assert {k: v for k, v in x.items() if k not in TIMING} == {k: v for k, v in y.items() if k not in TIMING}
+    la, lb = jax.tree.leaves(a["runner"]), jax.tree.leaves(b["runner"])
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    # The checkpoint holds the final state (keys included) and the metrics so far.
+    runner, meta = load_checkpoint(runs["root"] / "resumed", b["runner"])
+    assert meta["chunk"] == 2 and len(meta["metrics"]) == 2
+    for x, y in zip(jax.tree.leaves(runner), lb):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            assert jax.random.key_impl(x) == jax.random.key_impl(y)
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_eval_writes_csv_and_gif(runs, tmp_path):
+    d = runs["root"] / "straight"
+    rc = eval_main([str(d), "--episodes", "2", "--seed", "1", "--gif-steps", "30", "--out", str(tmp_path)])
+    assert rc == 0
+    with open(tmp_path / "eval.csv") as f:
+        rows = list(csv.reader(f))
+    header = (["episode", "period", "rate_0", "rate_1", "rate_2"] + [f"raw_{i}" for i in range(7)]
+              + [f"income_{i}" for i in range(7)] + ["objective", "apples_alive"])
+    assert rows[0] == header == csv_columns(3, 7)
+    body = np.asarray(rows[1:], np.float64)
+    assert body.shape == (2 * 2, len(header))  # episodes x periods (2 periods per episode)
+    assert body[:, 0].tolist() == [0, 0, 1, 1] and body[:, 1].tolist() == [0, 1, 0, 1]
+    rates, raw, income = body[:, 2:5], body[:, 5:12], body[:, 12:19]
+    assert ((rates >= 0) & (rates <= 1)).all() and (raw >= 0).all()
+    np.testing.assert_allclose(raw.sum(1), income.sum(1), rtol=1e-4, atol=1e-3)  # taxes are redistributed
+    with Image.open(tmp_path / "eval.gif") as im:
+        assert im.format == "GIF" and im.n_frames == 30
+
+
+def test_eval_missing_checkpoint(tmp_path, capsys):
+    assert eval_main([str(tmp_path)]) == 2
+    assert "config.yaml" in capsys.readouterr().err
+
+
+def test_hydra_entry_point(runs, compile_cache, tmp_path):
+    out = tmp_path / "hydra_run"
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=compile_cache,
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+    cmd = [sys.executable, "-m", "sedjax.train", *TINY, "train.plots=false", f"hydra.run.dir={out}"]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "[chunk 2/2]" in p.stdout
+    assert (out / "config.yaml").exists() and (out / "checkpoint").is_dir()
+    assert not (out / "training_curves.png").exists()  # train.plots=false
+    recs = read_metrics(out)
+    assert len(recs) == 2
+    # Same config and seed as the in-process run: the same numbers.
+    ref = read_metrics(runs["root"] / "straight")
+    assert recs[-1]["objective_per_seed"] == ref[-1]["objective_per_seed"]
+
+
+def test_bad_config_raises_before_compiling(tmp_path):
+    cfg = compose_config(TINY + ["train.rollout_len=30"])
+    with pytest.raises(ValueError, match="train.rollout_len"):
+        run(cfg, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
