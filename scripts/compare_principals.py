@@ -68,6 +68,47 @@ def run_one(overrides, seeds: int, tail: float):
     return out, train.total_env_steps
 
 
+def plot(payload: dict, path: str) -> None:
+    """Two panels: the objective per tax period during training (mean over seeds, band ± std) for
+    each Principal, and the final metrics side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = payload["results"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, 5.5), constrained_layout=True)
+    steps = payload["steps_per_seed"]
+    for name, r in results.items():
+        curve = np.asarray(r["curve_objective"])  # (chunks, seeds)
+        x = steps * np.arange(1, len(curve) + 1) / len(curve)
+        m, sd = curve.mean(1), curve.std(1)
+        (line,) = ax.plot(x, m, marker=".", label=name, lw=2.5 if name == "ppo" else 1.2)
+        ax.fill_between(x, m - sd, m + sd, color=line.get_color(), alpha=0.12, linewidth=0)
+    ax.set_xlabel("env steps per seed")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))
+    ax.set_ylabel("objective per tax period")
+    ax.set_title("Principal objective during training (each point: one episode's average)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    names = list(results)
+    metrics = [("objective", "objective"), ("productivity", "apples / env step"), ("equality", "equality"),
+               ("apples_alive", "apples alive / 64")]
+    width = 0.8 / len(metrics)
+    for j, (m, label) in enumerate(metrics):
+        vals = np.asarray([np.mean(results[n][m]) for n in names])
+        errs = np.asarray([np.std(results[n][m]) for n in names])
+        norm = 64.0 if m == "apples_alive" else max(float(np.max(np.abs(vals))), 1e-9)
+        bx.bar(np.arange(len(names)) + (j - 1.5) * width, vals / norm, width, yerr=errs / norm,
+               label=label + ("" if m == "apples_alive" else f" (/ {norm:.3g})"))
+    bx.set_xticks(np.arange(len(names)), names, rotation=30, ha="right", fontsize=8)
+    bx.set_title(f"end of training (last {int(round(100 * payload['tail']))} %, mean ± std over seeds), scaled")
+    bx.grid(alpha=0.3, axis="y")
+    bx.legend(fontsize=8)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=200_000, help="env steps per seed")
@@ -75,8 +116,15 @@ def main(argv=None):
     ap.add_argument("--tail", type=float, default=0.2, help="fraction of training averaged at the end")
     ap.add_argument("--only", nargs="*", default=None, help="names of principals to run")
     ap.add_argument("--out", default="benchmarks/results/compare_principals.json")
+    ap.add_argument("--plot", default="docs/compare_principals.png", help="figure path ('' for none)")
+    ap.add_argument("--replot", action="store_true", help="only redraw the figure from --out's JSON")
     ap.add_argument("overrides", nargs="*", help="extra config overrides for every run")
     args = ap.parse_args(argv)
+    if args.replot:
+        with open(args.out) as f:
+            plot(json.load(f), args.plot)
+        print(f"wrote {args.plot}")
+        return
     base = [f"train.total_env_steps={args.steps}", "train.chunks=10"] + list(args.overrides)
     results = {}
     for name, ov in PRINCIPALS:
@@ -96,15 +144,20 @@ def main(argv=None):
     print(f"\n{args.seeds} seeds x {steps:,} env steps each; metrics averaged over the last "
           f"{int(args.tail * 100)} % of training; mean ± std over seeds\n")
     print(table)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    payload = {
+        "steps_per_seed": steps, "seeds": args.seeds, "tail": args.tail, "overrides": base,
+        "jax_version": jax.__version__, "device": str(jax.devices()[0].device_kind),
+        "results": {k: {m: np.asarray(v).tolist() for m, v in r.items()} for k, r in results.items()},
+        "table": table,
+    }
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({
-            "steps_per_seed": steps, "seeds": args.seeds, "tail": args.tail, "overrides": base,
-            "jax_version": jax.__version__, "device": str(jax.devices()[0].device_kind),
-            "results": {k: {m: np.asarray(v).tolist() for m, v in r.items()} for k, r in results.items()},
-            "table": table,
-        }, f, indent=2)
+        json.dump(payload, f, indent=2)
     print(f"wrote {args.out}")
+    if args.plot:
+        os.makedirs(os.path.dirname(args.plot) or ".", exist_ok=True)
+        plot(payload, args.plot)
+        print(f"wrote {args.plot}")
 
 
 if __name__ == "__main__":

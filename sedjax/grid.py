@@ -12,8 +12,6 @@ regrowth -> observations. Cell contents are encoded as bit fields in one uint8 p
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
 
 import jax
 import jax.numpy as jnp

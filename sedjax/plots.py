@@ -16,6 +16,7 @@ from typing import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -45,6 +46,12 @@ def _series(records: Sequence[dict], key: str):
     return np.asarray(xs), np.stack(rows)
 
 
+def _steps_axis(ax):
+    """Env steps as 0, 200k, 1.5M, ...: full numbers overlap on a narrow panel."""
+    ax.set_xlabel("env steps")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))
+
+
 def _band(ax, x, vals, color=None, label=None):
     """Mean over seeds (axis 1) ± std, with the min-max range lighter."""
     mean = vals.mean(1)
@@ -64,7 +71,7 @@ def training_curves(records: Sequence[dict], path, title: str | None = None) -> 
     for ax, (key, label) in zip(axes, CURVES):
         s = _series(records, key)
         ax.set_title(label)
-        ax.set_xlabel("env steps")
+        _steps_axis(ax)
         ax.grid(alpha=0.3)
         if s is None:
             ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
@@ -76,7 +83,7 @@ def training_curves(records: Sequence[dict], path, title: str | None = None) -> 
     ax = axes[len(CURVES)]
     s = _series(records, "mean_tax_rate")
     ax.set_title("mean tax rate")
-    ax.set_xlabel("env steps")
+    _steps_axis(ax)
     ax.grid(alpha=0.3)
     if s is not None:
         _band(ax, *s)
@@ -103,7 +110,7 @@ def tax_schedule(records: Sequence[dict], path, title: str | None = None) -> Pat
             _band(ax, x, v[..., b], label=f"bracket {b}")
         ax.legend()
         ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("env steps")
+    _steps_axis(ax)
     ax.set_ylabel("tax rate")
     ax.grid(alpha=0.3)
     ax.set_title(title or "tax schedule (mean rate per bracket)")

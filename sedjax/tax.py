@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sedjax._arrays import as_float
+
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "NUM_RATE_LEVELS",
@@ -37,14 +39,6 @@ __all__ = [
 
 DEFAULT_THRESHOLDS: Tuple[float, ...] = (0.0, 10.0, 20.0)
 NUM_RATE_LEVELS: int = 11
-
-
-def _as_float(x) -> jax.Array:
-    """Array with a floating dtype (integer apple counts become the default float)."""
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
-    return x
 
 
 def _bracket_amounts(income, thresholds) -> jax.Array:
@@ -75,9 +69,9 @@ def bracket_tax(income, rates, thresholds=DEFAULT_THRESHOLDS) -> jax.Array:
     Returns:
       ``(..., n)`` tax owed by each agent (float; broadcast batch shape).
     """
-    income = _as_float(income)
-    rates = _as_float(rates)
-    thresholds = _as_float(thresholds)
+    income = as_float(income)
+    rates = as_float(rates)
+    thresholds = as_float(thresholds)
     dtype = jnp.result_type(income, rates, thresholds)
     income, rates, thresholds = (a.astype(dtype) for a in (income, rates, thresholds))
     amounts = _bracket_amounts(income, thresholds)  # (..., n, B)
@@ -93,7 +87,7 @@ def tax_and_transfer(income, rates, thresholds=DEFAULT_THRESHOLDS) -> Tuple[jax.
       ``post_tax = income − tax + mean_j tax_j`` (the pool split equally among all n agents).
     """
     tax = bracket_tax(income, rates, thresholds)
-    income = jnp.broadcast_to(_as_float(income).astype(tax.dtype), tax.shape)
+    income = jnp.broadcast_to(as_float(income).astype(tax.dtype), tax.shape)
     # Mean over agents == pool / n: every agent (taxpayers included) gets an equal share,
     # so Σ_i post_tax_i = Σ_i income_i exactly up to rounding.
     post = income - tax + jnp.mean(tax, axis=-1, keepdims=True)
@@ -124,8 +118,8 @@ def apply_divergence_bound(prev_rates, rates, delta) -> jax.Array:
 
     ``delta = inf`` disables the bound (``prev ± inf`` is ±inf, so the first clip is a no-op).
     """
-    prev_rates = _as_float(prev_rates)
-    rates = _as_float(rates)
+    prev_rates = as_float(prev_rates)
+    rates = as_float(rates)
     bounded = jnp.clip(rates, prev_rates - delta, prev_rates + delta)
     return jnp.clip(bounded, 0.0, 1.0)
 

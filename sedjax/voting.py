@@ -11,6 +11,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from sedjax._arrays import as_float
+
 __all__ = [
     "MECHANISMS",
     "mean_vote",
@@ -25,23 +27,16 @@ __all__ = [
 MECHANISMS = ("mean", "median", "weighted_median")
 
 
-def _as_float(x) -> jax.Array:
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
-    return x
-
-
 @jax.jit
 def mean_vote(sigma) -> jax.Array:
     """The paper's f(σ) = (1/n) Σ_i σ_i."""
-    return jnp.mean(_as_float(sigma), axis=-1)
+    return jnp.mean(as_float(sigma), axis=-1)
 
 
 @jax.jit
 def median_vote(sigma) -> jax.Array:
     """Median of the reports (``jnp.median``: for even n, the mean of the two middle values)."""
-    return jnp.median(_as_float(sigma), axis=-1)
+    return jnp.median(as_float(sigma), axis=-1)
 
 
 @jax.jit
@@ -51,7 +46,7 @@ def care_graph(sigma) -> jax.Array:
     Row i is how much voter i cares about each agent j; every row sums to 1 (for n ≥ 2).
     For reference and tests; :func:`weighted_median_vote` never builds it explicitly.
     """
-    sigma = _as_float(sigma)
+    sigma = as_float(sigma)
     n = sigma.shape[-1]
     off = (1.0 - sigma) / max(n - 1, 1)
     eye = jnp.eye(n, dtype=bool)
@@ -72,7 +67,7 @@ def weighted_medians(sigma) -> jax.Array:
     few ulps on the "≥ 1/2" test keeps exact-half ties (e.g. hand-worked examples) on the
     documented lower median despite float rounding.
     """
-    sigma = _as_float(sigma)
+    sigma = as_float(sigma)
     n = sigma.shape[-1]
     if n == 1:
         # A single voter's only report carries all of its (possibly zero) weight.
@@ -111,7 +106,7 @@ def vote_to_p(m) -> jax.Array:
     m = 1 → p = 1 (utilitarian mean), m = 1/e → p = 0 (Nash), m = 0 → p = −inf exactly
     (egalitarian min).
     """
-    return jnp.log(_as_float(m)) + 1.0
+    return jnp.log(as_float(m)) + 1.0
 
 
 def vote(sigma, mechanism: str) -> jax.Array:

@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
+from sedjax._arrays import as_float
+
 __all__ = ["power_mean", "eta_objective", "gini", "equality", "objective", "OBJECTIVES"]
 
 OBJECTIVES = ("eta", "pmean")
@@ -22,13 +24,6 @@ OBJECTIVES = ("eta", "pmean")
 _SERIES_LIMIT = 30.0
 # Below this |p|·spread the cumulant series is used (exact at p = 0, accurate p-derivative).
 _TAYLOR_LIMIT = 1e-2
-
-
-def _as_float(x) -> jax.Array:
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
-    return x
 
 
 @jax.jit
@@ -50,8 +45,8 @@ def power_mean(x, p) -> jax.Array:
 
     Each branch sees only safe inputs, so values and gradients are NaN-free.
     """
-    x = _as_float(x)
-    p = _as_float(p).astype(x.dtype)
+    x = as_float(x)
+    p = as_float(p).astype(x.dtype)
     n = x.shape[-1]
     pe = p[..., None]
 
@@ -116,8 +111,8 @@ def power_mean(x, p) -> jax.Array:
 @jax.jit
 def eta_objective(x, eta) -> jax.Array:
     """``eta · Σ_i x_i + (1 − eta) · min_i x_i`` over the last axis (utilitarian ↔ egalitarian)."""
-    x = _as_float(x)
-    eta = _as_float(eta).astype(x.dtype)
+    x = as_float(x)
+    eta = as_float(eta).astype(x.dtype)
     return eta * jnp.sum(x, axis=-1) + (1.0 - eta) * jnp.min(x, axis=-1)
 
 
@@ -128,7 +123,7 @@ def gini(x) -> jax.Array:
     Uses the sorted form ``G = 2 Σ_i i x_(i) / (n Σ x) − (n + 1) / n`` (i = 1..n ascending),
     O(n log n) instead of the O(n²) pairwise mean absolute difference.
     """
-    x = _as_float(x)
+    x = as_float(x)
     n = x.shape[-1]
     xs = jnp.sort(x, axis=-1)
     i = jnp.arange(1, n + 1, dtype=x.dtype)

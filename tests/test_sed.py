@@ -58,7 +58,8 @@ class Game:
                 obs, nxt, r, done, info = env.step(ks, st, a, params)
                 out = dict(info=info, r_agents=r["agents"], r_principal=r["principal"], done=done,
                            action=a, t=nxt.t, rates=nxt.rates, voted=nxt.voted, sigma=nxt.sigma, beta=nxt.beta,
-                           apples=nxt.grid.apples, period_raw=nxt.period_raw, obs_p=obs["principal"])
+                           apples=nxt.grid.apples, period_raw=nxt.period_raw, obs_p=obs["principal"],
+                           pos=nxt.grid.pos)
                 return nxt, out
 
             return jax.lax.scan(body, state, jax.random.split(key, STEPS))
@@ -280,6 +281,23 @@ def test_vote_happens_at_round_starts(game, start):
     # The vote is the objective's parameter for the periods that follow (eta for 'eta').
     info = np_tree(traj["info"])
     np.testing.assert_allclose(info["voted"][:ROUND_LEN], 0.123)
+
+
+def test_world_carries_over_between_rounds(game, start):
+    """A voting round's end is not an episode's end: the next round starts from the world as the
+    last one left it (mu0 of round k+1 = s_T of round k); only the episode's end resets it."""
+    _, st = start
+    no_regrowth = game.params.replace(grid=game.params.grid.replace(regrowth_probs=jnp.zeros(4)))
+    _, traj = game.run(jax.random.key(21), st, no_regrowth)
+    t, apples, pos = (np.asarray(traj[k]) for k in ("t", "apples", "pos"))
+    r = ROUND_LEN - 1  # index of the round's last step
+    assert t[r] == ROUND_LEN and t[r + 1] == ROUND_LEN + 1 and not traj["done"][r]
+    assert not apples[r].all()  # apples were eaten in round 1 ...
+    assert (apples[r + 1] <= apples[r]).all()  # ... and stay eaten (no regrowth here, no reset)
+    assert (np.abs(pos[r + 1] - pos[r]).sum(-1) <= 1).all()  # agents move one cell at most, no respawn
+    np.testing.assert_array_equal(np.asarray(traj["sigma"])[r + 1], np.asarray(traj["sigma"])[r])
+    e = EPISODE - 1  # whereas the episode's end resets the world
+    assert traj["done"][e] and apples[e].all() and t[e] == 0
 
 
 @pytest.fixture(scope="module")

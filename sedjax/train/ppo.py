@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 import distrax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 from flax.training.train_state import TrainState
@@ -113,6 +112,15 @@ def _optimizer(c, total_updates):
     return optax.chain(optax.clip_by_global_norm(float(c.max_grad_norm)), optax.adam(lr, eps=1e-5))
 
 
+def chunk_count(units: int, max_chunks: int, keep: float = 0.95) -> int:
+    """The most chunks (at most ``max_chunks``) of equal whole ``units`` that keep at least ``keep``
+    of the ``units`` (every chunk is one compiled program, so chunks must be equal)."""
+    for c in range(max(1, min(max_chunks, units)), 0, -1):
+        if c * (units // c) >= keep * units:
+            return c
+    return 1
+
+
 def make_train(cfg, env=None):
     """``train(key) -> (runner, metrics)``: the whole run as one jittable, vmappable function.
 
@@ -130,11 +138,17 @@ def make_train(cfg, env=None):
     periods_per_rollout = T // P
     env_steps_per_iter = E * T * k  # per Principal iteration
     num_iters = max(1, int(tc.total_env_steps) // env_steps_per_iter)
-    num_chunks = max(1, min(int(tc.chunks), num_iters))
-    iters_per_chunk = num_iters // num_chunks
+    episode_len = P * int(cfg.voting.periods_per_round) * int(cfg.env.rounds_per_episode)
+    # A chunk spans whole episodes where it can, so its averages (apples alive, objective, ...)
+    # cover every phase of an episode, from the fresh world to the (possibly depleted) end,
+    # instead of rising and falling with where the chunk happens to fall in the episode.
+    unit = episode_len // (T * k) if episode_len % (T * k) == 0 else 1
+    unit = max(1, min(unit, num_iters))
+    num_units = num_iters // unit
+    num_chunks = chunk_count(num_units, int(tc.chunks))
+    iters_per_chunk = (num_units // num_chunks) * unit
     num_iters = iters_per_chunk * num_chunks
     total_env_steps = num_iters * env_steps_per_iter
-    episode_len = P * int(cfg.voting.periods_per_round) * int(cfg.env.rounds_per_episode)
     anneal_steps = float(cfg.tax.anneal_fraction) * total_env_steps
     anneal_start = float(cfg.tax.anneal_start)
     principal_kind = str(pc.kind)

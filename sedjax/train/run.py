@@ -36,6 +36,7 @@ ones are also kept per seed under ``<name>_per_seed``):
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 import time
@@ -304,6 +305,13 @@ def format_summary(summary: dict, num_seeds: int) -> str:
     return "\n".join(lines)
 
 
+def quiet_libraries() -> None:
+    """Keep the console for sedjax's own lines: Orbax logs every checkpoint step at INFO through
+    absl, and Hydra sends INFO records of every library to the terminal."""
+    for name in ("absl", "jax", "orbax"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) -> dict:
     """Train as configured by ``cfg`` (a composed config, e.g. :func:`sedjax.config.compose_config`),
     writing everything to ``out_dir``; returns a summary dict.
@@ -316,6 +324,7 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
     "last" (the last metrics record), "runner" (the vmapped runner state)}``.
     """
     t_start = time.perf_counter()
+    quiet_libraries()
     say = (lambda *a: print(*a, flush=True)) if verbose else (lambda *a: None)
     out_dir = Path(out_dir)
     train = make_train(cfg)  # validates the config (ValueError naming the field) before any compile
