@@ -121,6 +121,7 @@ def main(argv=None):
     ap.add_argument("overrides", nargs="*", help="extra config overrides for every run")
     args = ap.parse_args(argv)
     if args.replot:
+        os.makedirs(os.path.dirname(args.plot) or ".", exist_ok=True)
         with open(args.out) as f:
             plot(json.load(f), args.plot)
         print(f"wrote {args.plot}")
