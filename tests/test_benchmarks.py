@@ -1,0 +1,35 @@
+"""Smoke tests: the benchmark scripts run end to end on tiny sizes and write their JSON (so they do
+not rot between the runs whose figures the README quotes). No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import env_throughput, train_throughput  # noqa: E402
+
+
+def test_env_throughput_quick(tmp_path):
+    out = tmp_path / "env.json"
+    payload = env_throughput.main(["--quick", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["env_info"]["jax_version"] and saved["config"]["quick"]
+    assert [r["num_envs"] for r in payload["throughput"]] == [1, 8]
+    assert [r["num_agents"] for r in payload["scaling"]] == [7, 16]
+    for r in payload["throughput"] + payload["scaling"]:
+        assert r["env_steps_per_s"] > 0 and r["compile_s"] > 0
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_train_throughput_quick(tmp_path):
+    out = tmp_path / "train.json"
+    train_throughput.main(["--quick", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    (row,) = saved["results"]
+    assert row["num_envs"] == 2 and row["real"]["agent_steps_per_s"] > 0 and row["stub"]["agent_steps_per_s"] > 0
+    assert row["real"]["env_steps_per_chunk"] == 2 * 50  # one Principal iteration per chunk
