@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from omegaconf import OmegaConf
 
+from sedjax import welfare
 from sedjax.train.ppo import make_train
 from sedjax.train.run import load_checkpoint, seed_keys, seed_slice
 
@@ -42,14 +43,6 @@ def csv_columns(num_brackets: int, num_agents: int) -> list[str]:
     return (["episode", "period"] + [f"rate_{b}" for b in range(num_brackets)]
             + [f"raw_{i}" for i in range(num_agents)] + [f"income_{i}" for i in range(num_agents)]
             + ["objective", "apples_alive"])
-
-
-def _gini(x: np.ndarray) -> float:
-    x = np.sort(np.asarray(x, np.float64))
-    n, s = len(x), x.sum()
-    if n == 0 or s <= 0:
-        return 0.0
-    return float((2 * np.arange(1, n + 1) - n - 1) @ x / (n * s))
 
 
 def make_period_fn(train):
@@ -184,7 +177,7 @@ def evaluate(run_dir, episodes: int = 2, seed: int = 0, gif_steps: int = 200, tr
     stack = {k: np.stack([o[k] for o in outs], 1) for k in outs[0]}  # (episodes, periods, ...)
     ep_apples = stack["raw"].sum((1, 2))  # raw apples per episode (all agents)
     ep_objective = stack["objective"].mean(1)
-    equality = np.array([[1.0 - _gini(x) for x in ep] for ep in stack["income"]])
+    equality = np.asarray(welfare.equality(stack["income"]))  # (episodes, periods)
     summary = {
         "episodes": episodes, "periods": periods, "rows": len(rows),
         "objective": (float(ep_objective.mean()), float(ep_objective.std())),

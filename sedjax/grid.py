@@ -7,11 +7,11 @@ are plain gathers with no bounds checks and out-of-map cells read as wall.
 Per step: turns and moves (conflicts resolved with a uniformly random winner) -> eating (an apple is
 eaten only by an agent *entering* its cell) -> zap beams (option) -> respawn of removed agents ->
 regrowth -> observations. Cell contents are encoded as bit fields in one uint8 per cell (see
-``CODE_*``); an observation is one gather of 121 codes per agent, decoded into symbolic channels.
+``CODE_*``); an observation is 11 row slices of 11 codes per agent (from the world rotated to
+the agent's facing), decoded into symbolic channels.
 """
 
 from __future__ import annotations
-
 
 import jax
 import jax.numpy as jnp
@@ -123,6 +123,8 @@ class AppleGrid:
             # A zapped agent respawns on a free P cell; with none it could never come back.
             raise ValueError(f"env.zap=True needs at least one P spawn cell on map '{self.map.name}' "
                              "(zapped agents respawn on free P cells)")
+        if int(num_agents).bit_length() > 24:
+            raise ValueError(f"env.num_agents={num_agents} is too large for the move priorities (at most 2**24 - 1)")
         self.num_agents = int(num_agents)
         self.view = (int(view_ahead), int(view_behind), int(view_side))
         self.zap, self.zap_range, self.zap_width = bool(zap), int(zap_range), int(zap_width)
@@ -356,9 +358,7 @@ class AppleGrid:
         cost ~10% of a step on CPU.
         """
         n = self.num_agents
-        b = n.bit_length()
-        if b > 24:  # static; keeps >= 7 random bits per priority
-            raise ValueError(f"env.num_agents={n} is too large for the move priorities (at most 2**24 - 1)")
+        b = n.bit_length()  # <= 24 (checked in __init__): >= 7 random bits per priority
         return ((bits >> (b + 1)) << b).astype(jnp.int32) | jnp.arange(n, dtype=jnp.int32)
 
     def _resolve_moves(self, prio, cur, target, moving):
