@@ -43,15 +43,15 @@ class StubSED(SED):
             "principal": jnp.broadcast_to((t % 3).astype(jnp.float32), (self.principal_obs_dim,)),
         }
         zeros = jnp.zeros((n,), jnp.float32)
-        period_end = t % params.period_len == 0
+        period_end = t % self.period_len == 0
         info = {
             "apples_collected": zeros, "period_raw": zeros, "income": zeros, "extrinsic": zeros,
             "rates": state.rates, "voted": state.voted, "objective": jnp.float32(0),
             "apples_alive": jnp.int32(0), "period_end": period_end,
-            "round_end": t % (params.period_len * params.periods_per_round) == 0,
+            "round_end": t % self.round_len == 0,
         }
         reward = {"agents": zeros, "principal": jnp.float32(0)}
-        return obs, state.replace(t=t), reward, t >= self.episode_len(params), info
+        return obs, state.replace(t=t), reward, t >= self.episode_len, info
 
 
 def stub_of(env: SED) -> StubSED:

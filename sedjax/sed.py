@@ -123,6 +123,12 @@ class SED:
             sigma_dist=sigma_dist, beta_dist=beta_dist, resample_types=resample_types,
             objective_param=objective_param,
         )
+        # The time structure is static (it fixes scan lengths in the trainer): derived here, once.
+        self.period_len = int(period_len)
+        self.periods_per_round = int(periods_per_round)
+        self.rounds_per_episode = int(rounds_per_episode)
+        self.round_len = self.period_len * self.periods_per_round
+        self.episode_len = self.round_len * self.rounds_per_episode
         self.principal_obs_dim = 2 * self.num_agents + self.num_brackets + 4
         # Static: which type distributions need the (compile-heavy) Beta sampler.
         self._beta_sampler = (is_beta(sigma_dist), is_beta(beta_dist))
@@ -156,8 +162,10 @@ class SED:
             objective_param=f32(d["objective_param"]),
         )
 
-    def episode_len(self, params: SEDParams) -> jax.Array:
-        return params.period_len * params.periods_per_round * params.rounds_per_episode
+    def reset_where(self, done, key, obs, state, params: SEDParams):
+        """``(obs, state)`` of a new episode where ``done`` (types kept unless resampled), the given
+        pair elsewhere. Under ``vmap`` it costs a reset only on steps where some env is done."""
+        return self._maybe_reset(done, key, obs, state, params)
 
     # ------------------------------------------------------------------ spaces
     def principal_action_space(self, params=None):
@@ -259,7 +267,7 @@ class SED:
         round_len = params.period_len * params.periods_per_round
         new_round = t % round_len == 0
         _, voted = self._maybe_revote(new_round, key, state.sigma, state.voted, params)
-        done = t >= self.episode_len(params)
+        done = t >= self.episode_len
         new_state = SEDState(
             grid=gstate, t=t, rates=rates,
             period_raw=jnp.where(period_end, 0.0, period_raw),
@@ -299,6 +307,6 @@ class SED:
             jnp.stack([
                 voted,
                 (state.t % round_len) / round_len,
-                state.t / self.episode_len(params),
+                state.t / self.episode_len,
             ]).astype(jnp.float32),
         ]).astype(jnp.float32)

@@ -166,7 +166,7 @@ def make_train(cfg, env=None):
 
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
     v_step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
-    v_maybe_reset = jax.vmap(env._maybe_reset, in_axes=(0, 0, 0, 0, None))
+    v_maybe_reset = jax.vmap(env.reset_where, in_axes=(0, 0, 0, 0, None))
 
     def init(key):
         k_env, k_a, k_p, key = jax.random.split(key, 4)
