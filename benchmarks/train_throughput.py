@@ -24,9 +24,11 @@ import jax.numpy as jnp
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import env_info, env_info_line, markdown_table, time_compiled, write_json  # noqa: E402
-from sedjax.config import build_env, compose_config  # noqa: E402
+from sedjax.envs import from_config as build_env  # noqa: E402
 from sedjax.sed import SED  # noqa: E402
 from sedjax.train import make_train  # noqa: E402
+from sedjax.train.config import compose_config  # noqa: E402
+from sedjax.train.schedule import env_steps_per_iteration  # noqa: E402
 
 
 class StubSED(SED):
@@ -63,12 +65,12 @@ def stub_of(env: SED) -> StubSED:
 def measure(overrides, repeats, stub: bool):
     cfg = compose_config(overrides)
     env = stub_of(build_env(cfg)[0]) if stub else None
-    train = make_train(cfg, env=env)
-    runner = jax.jit(train.init)(jax.random.key(0))
-    res = time_compiled(jax.jit(train.chunk), (runner,), repeats=repeats, warmup=1,
+    program = make_train(cfg, env=env)
+    runner = jax.jit(program.init)(jax.random.key(0))
+    res = time_compiled(jax.jit(program.chunk), (runner,), repeats=repeats, warmup=1,
                         feed=lambda out, args: (out[0],))
-    steps = train.steps_per_chunk
-    n = train.env.num_agents
+    steps = program.schedule.steps_per_chunk
+    n = program.schedule.num_agents
     return {
         "compile_s": res["compile_s"],
         "chunk_median_s": res["median_s"],
@@ -97,8 +99,7 @@ def main(argv=None):
     for E in args.num_envs:
         # One chunk = one Principal iteration: a run of exactly one iteration (its schedules then
         # anneal within it, which changes values, not the cost of the program).
-        c = compose_config(base)
-        per_iter = E * int(c.train.rollout_len) * int(c.principal.update_every)
+        per_iter = env_steps_per_iteration(compose_config(base + [f"train.num_envs={E}"]))
         ov = base + [f"train.num_envs={E}", "train.chunks=1", f"train.total_env_steps={per_iter}"]
         real = measure(ov, args.repeats, stub=False)
         fake = measure(ov, args.repeats, stub=True)

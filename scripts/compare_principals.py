@@ -25,8 +25,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sedjax.config import compose_config  # noqa: E402
 from sedjax.train import make_train  # noqa: E402
+from sedjax.train.config import compose_config  # noqa: E402
+from sedjax.train.loop import run_chunks  # noqa: E402
+from sedjax.train.metrics import chunk_record  # noqa: E402
+from sedjax.train.program import seed_keys  # noqa: E402
 
 PRINCIPALS = [
     ("ppo", ["principal=ppo"]),
@@ -43,29 +46,28 @@ METRICS = ("objective", "productivity", "equality", "apples_alive", "mean_rate")
 
 def run_one(overrides, seeds: int, tail: float):
     cfg = compose_config(overrides)
-    train = make_train(cfg)
-    n = train.env.num_agents
-    keys = jax.random.split(jax.random.key(int(cfg.seed)), seeds)
-    runner = jax.jit(jax.vmap(train.init))(keys)
-    chunk = jax.jit(jax.vmap(train.chunk))
+    program = make_train(cfg)
+    S = program.schedule
+    runner = jax.jit(jax.vmap(program.init))(seed_keys(int(cfg.seed), seeds))
     history = []
-    for _ in range(train.num_chunks):
-        runner, m = chunk(runner)
-        m = jax.device_get(m)  # leaves: (seeds, iters, ...)
+    for c, runner, m, _ in run_chunks(jax.jit(jax.vmap(program.chunk)), runner, 0, S.num_chunks):
+        # The run's own per-seed chunk averages (productivity = apples per env step, all agents).
+        rec = chunk_record(m, chunk=c, num_chunks=S.num_chunks, env_steps=(c + 1) * S.steps_per_chunk,
+                           num_agents=S.num_agents, round_len=S.round_len)
         history.append({
-            "objective": m["objective"].mean(1),
-            "productivity": m["apples_per_agent_step"].mean(1) * n,
-            "equality": m["equality"].mean(1),
-            "apples_alive": m["apples_alive"].mean(1),
-            "mean_rate": m["tax_rates"].mean((1, 2)),
-            "tax_rates": m["tax_rates"].mean(1),
+            "objective": np.asarray(rec["objective_per_seed"]),
+            "productivity": np.asarray(rec["productivity_per_seed"]),
+            "equality": np.asarray(rec["equality_per_seed"]),
+            "apples_alive": np.asarray(rec["apples_alive_per_seed"]),
+            "mean_rate": np.asarray(rec["mean_tax_rate_per_seed"]),
+            "tax_rates": np.asarray(rec["tax_rates_per_seed"]),
         })
     k = max(1, int(round(tail * len(history))))
     last = history[-k:]
     out = {key: np.mean([h[key] for h in last], 0) for key in METRICS}  # per seed
     out["tax_rates"] = np.mean([h["tax_rates"] for h in last], 0)
     out["curve_objective"] = [h["objective"].tolist() for h in history]
-    return out, train.total_env_steps
+    return out, S.total_env_steps
 
 
 def plot(payload: dict, path: str) -> None:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import distrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,41 +23,37 @@ SMALL = ["train.num_envs=32", "train.rollout_len=100", "voting.periods_per_round
 
 
 def _train(overrides):
-    train = make_train(compose_config(SMALL + overrides))
-    runner, metrics = jax.jit(train)(jax.random.key(0))
-    return train, runner, jax.device_get(metrics)
+    program = make_train(compose_config(SMALL + overrides))
+    runner, metrics = jax.jit(program.train)(jax.random.key(0))
+    return program, runner, jax.device_get(metrics)
 
 
-def _first_period_apples(train, agent_params, random_policy: bool, num_envs=64):
-    env, params = train.env, train.params
+def _first_period_apples(program, runner, random_policy: bool, num_envs=64):
+    """Apples per env in an episode's first tax period (all agents), played by the trainer's own
+    ``play_period`` with the trained agents or a uniformly random policy."""
+    env, params = program.env, program.params
+
+    def uniform(key, _params, agent_obs, _state):
+        a = jax.random.randint(key, agent_obs.shape[:2], 0, env.grid.num_actions)
+        return a, jnp.zeros(a.shape), jnp.zeros(a.shape)
 
     @jax.jit
     def play(key):
-        obs, s = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, num_envs), params)
-
-        def step(c, k):
-            obs, s = c
-            ka, ke = jax.random.split(k)
-            if random_policy:
-                a = jax.random.randint(ka, (num_envs, env.num_agents), 0, env.grid.num_actions)
-            else:
-                logits, _ = train.agent_forward(agent_params, obs["agents"], s)
-                a = distrax.Categorical(logits=logits).sample(seed=ka)
-            act = {"agents": a, "principal": jnp.zeros((num_envs, env.num_brackets), jnp.int32)}
-            obs, s, _, _, info = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(
-                jax.random.split(ke, num_envs), s, act, params)
-            return (obs, s), info["apples_collected"].sum(-1)
-
-        _, apples = jax.lax.scan(step, (obs, s), jax.random.split(key, int(params.period_len)))
-        return apples.sum(0).mean()  # apples per env in the first period, all agents
+        k_reset, k_play = jax.random.split(key)
+        obs, s = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), params)
+        _, _, apples = program.policy.play_period(
+            runner.agents.params, runner.principal.params, (obs, s, k_play), params,
+            record=lambda step: step.info["apples_collected"].sum(-1),
+            agent_act=uniform if random_policy else None)
+        return apples.sum(0).mean()
 
     return float(play(jax.random.key(123)))
 
 
 def test_agents_learn_to_harvest():
     train, runner, metrics = _train(["principal=none", "train.total_env_steps=76800"])
-    random_apples = _first_period_apples(train, runner.agents.params, random_policy=True)
-    learned = _first_period_apples(train, runner.agents.params, random_policy=False)
+    random_apples = _first_period_apples(train, runner, random_policy=True)
+    learned = _first_period_apples(train, runner, random_policy=False)
     assert random_apples > 1.0  # the comparison is not against zero
     assert learned >= 3.0 * random_apples, (learned, random_apples)
 

@@ -177,14 +177,14 @@ def test_chunks_span_whole_episodes():
     base = ["train.num_envs=4", "train.rollout_len=200", "tax.period_len=50", "voting.periods_per_round=20",
             "env.rounds_per_episode=4", "train.chunks=20"]
     # 4000-step episodes, 400 steps per Principal iteration per env: 10 iterations per episode.
-    t = make_train(compose_config(base + ["principal.update_every=2", "train.total_env_steps=400000"]))
+    t = make_train(compose_config(base + ["principal.update_every=2", "train.total_env_steps=400000"])).schedule
     episode = 4 * 4000
     assert t.steps_per_chunk % episode == 0
     # 25 episodes in at most 20 equal chunks: 12 chunks of 2 episodes keep 24 of them (>= 95 %).
     assert (t.num_chunks, t.steps_per_chunk, t.total_env_steps) == (12, 2 * episode, 24 * episode)
     # 600 steps per iteration does not divide 4000: chunks are whole iterations instead.
-    t = make_train(compose_config(base + ["principal.update_every=3", "train.total_env_steps=100000"]))
+    t = make_train(compose_config(base + ["principal.update_every=3", "train.total_env_steps=100000"])).schedule
     assert (t.num_chunks, t.steps_per_chunk) == (20, 2 * 4 * 600)  # 41 iterations: 20 x 2 = 40 kept
     # Fewer iterations than an episode: one chunk of everything.
-    t = make_train(compose_config(base + ["principal.update_every=2", "train.total_env_steps=8000"]))
+    t = make_train(compose_config(base + ["principal.update_every=2", "train.total_env_steps=8000"])).schedule
     assert t.num_chunks == 1 and t.total_env_steps == 8000

@@ -1,7 +1,13 @@
-"""Training: PPO agents and a PPO Principal in one compiled program (``make_train``), and the
-host-side runner with logging, checkpoints and plots (``sedjax.train.run.run``; the Hydra front end
-is ``sedjax.train.cli``, i.e. ``sedjax-train`` / ``python -m sedjax.train``)."""
+"""Training: PPO agents and a PPO Principal in one compiled program, and the host side around it.
 
-from sedjax.train.ppo import make_train
+Traced (jitted) code: ``program`` (``make_train(cfg, env=None) -> Program``), ``policy`` (how a
+policy plays the env), ``ppo`` (generic PPO), ``networks``, ``schedule`` (the run's counts) and
+``config`` (composition and validation; Hydra imported lazily). Host side, never imported by the
+traced modules: ``loop`` (``run(cfg, out_dir)``), ``checkpoint``, ``metrics``, ``plots``,
+``evaluate`` (``sedjax-eval``) and ``cli`` (``sedjax-train`` / ``python -m sedjax.train``).
+"""
 
-__all__ = ["make_train"]
+from sedjax.train.program import Program, Runner, make_train
+from sedjax.train.schedule import Schedule, make_schedule
+
+__all__ = ["make_train", "Program", "Runner", "Schedule", "make_schedule"]

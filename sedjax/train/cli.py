@@ -1,4 +1,4 @@
-"""``sedjax-train`` / ``python -m sedjax.train``: the Hydra front end of :func:`sedjax.train.run.run`.
+"""``sedjax-train`` / ``python -m sedjax.train``: the Hydra front end of :func:`sedjax.train.loop.run`.
 
 Examples::
 
@@ -17,7 +17,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from sedjax.train.run import run
+from sedjax.train.loop import run
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
