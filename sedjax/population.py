@@ -1,9 +1,11 @@
-"""Agents' types (SPEC §4): selfishness sigma and trust beta, one per agent per environment.
+"""Agents' types (SPEC §4): selfishness sigma and trust beta, and the typed reward they induce.
 
-A type distribution is four traced numbers ``[low, high, a, b]``: ``low + (high - low) * Beta(a, b)``.
-That one form covers fixed values (``low == high``), uniform ranges (``a = b = 1``) and Beta(a, b),
-so sweeping over type distributions never recompiles. ``parse_type_dist`` turns a config value
-(a number, ``"uniform"``, or a mapping) into that vector and validates it.
+A type distribution has a static **family** (``fixed``, ``uniform`` or ``beta``: it selects the
+sampler) and four traced numbers ``[low, high, a, b]``: ``low + (high - low) * Beta(a, b)``, with
+``low == high`` for ``fixed`` and ``a = b = 1`` for ``uniform``. Sweeping the numbers within a
+family never recompiles; a value the family cannot honour (e.g. ``a != 1`` on a uniform family) is
+an error (:func:`check_type_dist`), never a silent substitute. ``parse_type_dist`` turns a config
+value (a number, ``"uniform"``, or a mapping) into that vector and validates it.
 """
 
 from __future__ import annotations
@@ -56,19 +58,63 @@ def parse_type_dist(value: Any, field: str) -> np.ndarray:
     raise ValueError(f"{field} must be a number in [0, 1] or a distribution, got {value!r}")
 
 
+FAMILIES = ("fixed", "uniform", "beta")
+
+
 def is_beta(dist) -> bool:
     """Whether a parsed distribution needs the Beta sampler (``a`` or ``b`` differs from 1)."""
     d = np.asarray(dist, np.float64)
     return bool(d[2] != 1.0 or d[3] != 1.0)
 
 
-def sample_types(key: jax.Array, dist: jax.Array, n: int, beta: bool = True) -> jax.Array:
+def family_of(dist) -> str:
+    """The family a parsed ``[low, high, a, b]`` belongs to: ``beta`` if ``a`` or ``b`` differs
+    from 1, else ``fixed`` if ``low == high``, else ``uniform``."""
+    d = np.asarray(dist, np.float64)
+    if is_beta(d):
+        return "beta"
+    return "fixed" if d[0] == d[1] else "uniform"
+
+
+def check_type_dist(dist, family: str, field: str) -> None:
+    """Host-side: raise ``ValueError`` naming ``field`` if (possibly batched) ``dist`` values cannot
+    be drawn by the static ``family``'s sampler."""
+    d = np.asarray(dist, np.float64)
+    if d.shape[-1:] != (4,):
+        raise ValueError(f"{field} must be [low, high, a, b], got shape {d.shape}")
+    low, high, a, b = d[..., 0], d[..., 1], d[..., 2], d[..., 3]
+    if not (np.all(np.isfinite(d)) and np.all((0 <= low) & (low <= high) & (high <= 1)) and np.all((a > 0) & (b > 0))):
+        raise ValueError(f"{field}: need 0 <= low <= high <= 1 and a, b > 0, got {d.tolist()}")
+    if family == "fixed" and np.any(low != high):
+        raise ValueError(f"{field}: the env was built with fixed types, so low must equal high; got {d.tolist()} "
+                         "(build the env with a distribution to sweep one)")
+    if family in ("fixed", "uniform") and np.any((a != 1) | (b != 1)):
+        raise ValueError(f"{field}: the env was built with a {family} type distribution, whose sampler cannot draw "
+                         f"Beta(a, b) with a, b != 1; got {d.tolist()} (build the env with a Beta distribution)")
+
+
+def sample_types(key: jax.Array, dist: jax.Array, n: int, family="beta") -> jax.Array:
     """``n`` draws from ``low + (high - low) * Beta(a, b)``; ``dist = [low, high, a, b]``.
 
-    ``beta=False`` (static) draws ``U(0, 1)`` instead of ``Beta(a, b)``, i.e. assumes ``a = b = 1``:
-    JAX's Beta sampler is a rejection loop that costs seconds of compile time, so it is used only
-    when a config asks for a Beta.
+    ``family`` (static) selects the sampler: ``beta`` honours every value; ``uniform`` draws
+    ``U(0, 1)`` for the Beta part (so it needs ``a = b = 1``), ``fixed`` returns ``low`` (needs
+    ``low == high``): JAX's Beta sampler is a rejection loop that costs seconds of compile time, so
+    it is compiled only when a config asks for a Beta. (``True``/``False`` mean beta/uniform.)
     """
+    family = {True: "beta", False: "uniform"}.get(family, family)
     low, high, a, b = dist[0], dist[1], dist[2], dist[3]
-    u = jax.random.beta(key, a, b, (n,)) if beta else jax.random.uniform(key, (n,))
+    if family == "fixed":
+        return jnp.broadcast_to(jnp.clip(low, 0.0, 1.0), (n,)).astype(jnp.float32)
+    u = jax.random.beta(key, a, b, (n,)) if family == "beta" else jax.random.uniform(key, (n,))
     return jnp.clip(low + (high - low) * u, 0.0, 1.0)
+
+
+def typed_reward(extrinsic, apples, others_in_scope, sigma, beta) -> jax.Array:
+    """The policy implementation map P (SPEC §4): ``r_i = beta_i * e_i + (1 - beta_i) * r_int,i``
+    with ``r_int,i = sigma_i * a_i + (1 - sigma_i) * S_i``.
+
+    ``extrinsic`` e: post-tax reward; ``apples`` a: own apples this step; ``others_in_scope`` S:
+    apples collected by the other agents in scope (in view, or everyone else). All ``(..., n)``.
+    """
+    intrinsic = sigma * apples + (1.0 - sigma) * others_in_scope
+    return beta * extrinsic + (1.0 - beta) * intrinsic

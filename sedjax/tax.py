@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sedjax._arrays import as_float
+from sedjax._checks import plain as _plain
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -34,6 +35,7 @@ __all__ = [
     "rate_levels",
     "levels_to_rates",
     "apply_divergence_bound",
+    "settle_period",
     "check_brackets",
 ]
 
@@ -124,12 +126,28 @@ def apply_divergence_bound(prev_rates, rates, delta) -> jax.Array:
     return jnp.clip(bounded, 0.0, 1.0)
 
 
-def check_brackets(thresholds, rates: Optional[object] = None):
+@jax.jit
+def settle_period(period_raw, rates, thresholds, transfer_scale=1.0) -> Tuple[jax.Array, jax.Array]:
+    """The settlement of a tax period (SPEC §3): ``(income, transfer)``.
+
+    ``period_raw`` w: raw apples each agent collected in the period ``(..., n)``. The brackets tax
+    w, the pool is split equally, and the net transfer ``scale * (post_tax(w) - w)`` (``scale``:
+    the curriculum factor of SPEC §6) is what reaches each agent's extrinsic reward at the period's
+    end; ``income = w + transfer`` is the post-tax income the Principal's objective may be
+    measured on. With ``scale = 1`` the transfers sum to zero (tax is conserved).
+    """
+    period_raw = as_float(period_raw)
+    transfer = transfer_scale * (redistribute(period_raw, rates, thresholds) - period_raw)
+    return period_raw + transfer, transfer
+
+
+def check_brackets(thresholds, rates: Optional[object] = None, rates_field: str = "tax.rates",
+                   thresholds_field: str = "tax.thresholds"):
     """Host-side validation of a tax config; raises ``ValueError`` naming the bad field.
 
     ``thresholds`` (``tax.thresholds``) must be a non-empty 1-D list of finite numbers that
     starts at 0 and strictly increases (the last bracket is implicitly unbounded: do not list
-    ``inf``). ``rates`` (``tax.rates``), if given, must have the same length (last axis) and
+    ``inf``). ``rates`` (named ``rates_field`` in errors, e.g. ``principal.rates``), if given, must have the same length (last axis) and
     finite values in [0, 1].
 
     Returns:
@@ -138,32 +156,32 @@ def check_brackets(thresholds, rates: Optional[object] = None):
     try:
         th = np.asarray(thresholds, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"tax.thresholds must be a list of numbers, got {thresholds!r}") from e
+        raise ValueError(f"{thresholds_field} must be a list of numbers, got {_plain(thresholds)!r}") from e
     if th.ndim != 1 or th.size == 0:
-        raise ValueError(f"tax.thresholds must be a non-empty 1-D list, got shape {th.shape}")
+        raise ValueError(f"{thresholds_field} must be a non-empty 1-D list, got shape {th.shape}")
     if not np.all(np.isfinite(th)):
         raise ValueError(
-            f"tax.thresholds must be finite (the last bracket is already unbounded; "
+            f"{thresholds_field} must be finite (the last bracket is already unbounded; "
             f"do not list inf), got {th.tolist()}"
         )
     if th[0] != 0.0:
-        raise ValueError(f"tax.thresholds must start at 0, got {th.tolist()}")
+        raise ValueError(f"{thresholds_field} must start at 0, got {th.tolist()}")
     if np.any(np.diff(th) <= 0):
-        raise ValueError(f"tax.thresholds must be strictly increasing, got {th.tolist()}")
+        raise ValueError(f"{thresholds_field} must be strictly increasing, got {th.tolist()}")
 
     if rates is None:
         return th, None
     try:
         r = np.asarray(rates, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"tax.rates must be a list of numbers, got {rates!r}") from e
+        raise ValueError(f"{rates_field} must be a list of numbers, got {_plain(rates)!r}") from e
     if r.ndim == 0 or r.shape[-1] != th.size:
         raise ValueError(
-            f"tax.rates must have one rate per bracket ({th.size}, like tax.thresholds), "
+            f"{rates_field} must have one rate per bracket ({th.size}, like {thresholds_field}), "
             f"got shape {r.shape}"
         )
     if not np.all(np.isfinite(r)):
-        raise ValueError(f"tax.rates must be finite, got {r.tolist()}")
+        raise ValueError(f"{rates_field} must be finite, got {r.tolist()}")
     if np.any((r < 0.0) | (r > 1.0)):
-        raise ValueError(f"tax.rates must lie in [0, 1], got {r.tolist()}")
+        raise ValueError(f"{rates_field} must lie in [0, 1], got {r.tolist()}")
     return th, r

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import sedjax
-from sedjax.grid import DIRS, GridState
+from sedjax.apple_grid import DIRS, GridState
 from sedjax.maps import parse_ascii
 
 N_, E_, S_, W_ = 0, 1, 2, 3  # facings

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import sedjax
-from sedjax.grid import (
+from sedjax.apple_grid import (
     BACKWARD, DIRS, FORWARD, NOOP, STEP_LEFT, STEP_RIGHT, TURN_LEFT, TURN_RIGHT, ZAP,
 )
 
@@ -538,20 +538,21 @@ def test_zapped_agent_removed_for_4_steps_then_respawns_on_free_p(lab):
     assert tuple(np.asarray(st.pos[1])) == POCKETS[3]  # the only free P cell
 
 
-@pytest.mark.parametrize("cooldown", [2, 3])
+@pytest.mark.parametrize("cooldown", [0, 2, 3])
 def test_zap_cooldown(lab, cooldown):
-    """After a zap, zapping does nothing until ``zap_cooldown`` steps have passed."""
+    """Melting Pot's cooldown: after zapping, an agent waits ``zap_cooldown`` steps, so with
+    cooldown c it zaps at most every (c + 1)-th step (every 3rd with the default 2)."""
     params = lab.params.replace(zap_cooldown=jnp.int32(cooldown))
     # V1 in front shields V2 on the first zap; afterwards V2 is exposed.
     st = lab_state(lab.env, [(Z0, E_), ((6, 3), N_), ((6, 4), N_)])
     hits = []
-    for i in range(cooldown + 1):
+    for i in range(cooldown + 2):
         _, st, _, _, _ = lab.step_env(jax.random.key(i), st, acts(LAB_N, a0=ZAP), params)
         hits.append((not bool(st.on_map[1]), not bool(st.on_map[2])))
     assert hits[0] == (True, False)
-    for h in hits[1:cooldown]:
-        assert h == (True, False)  # zap during the cooldown: V2 untouched
-    assert hits[cooldown] == (True, True)
+    for h in hits[1 : cooldown + 1]:
+        assert not h[1]  # zap during the cooldown: V2 untouched
+    assert hits[cooldown + 1][1]  # the (c + 1)-th step after the first zap fires (V1 may be back by then)
 
 
 def test_zap_not_available_without_option(default_grid, lab):
@@ -691,17 +692,24 @@ def test_same_key_same_trajectory_and_keys_differ(default_grid, default_reset):
 
 
 @pytest.fixture(scope="module")
-def vmapped(default_grid):
-    env = default_grid.env
+def short_grid():
+    """The default grid with 5-step episodes (``max_steps`` is static: it is the episode's length)."""
+    return Fns(sedjax.make("apple_grid", max_steps=5))
+
+
+@pytest.fixture(scope="module")
+def vmapped(short_grid):
+    env = short_grid.env
     return jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
 
 
-def test_vmap_equals_loop_with_partial_resets(default_grid, vmapped):
+def test_vmap_equals_loop_with_partial_resets(short_grid, vmapped):
     """vmap over envs == a Python loop over them, including auto-resets of only some envs; only the
     envs that finish their episode reset."""
+    default_grid = short_grid
     env = default_grid.env
     vstep = vmapped
-    params = zero_regrowth(default_grid.params).replace(max_steps=jnp.int32(5))
+    params = zero_regrowth(default_grid.params)
     keys = jax.random.split(jax.random.key(9), 4)
     vst = jax.tree.map(lambda *xs: jnp.stack(xs), *[default_grid.reset(k, params)[1] for k in keys])
     # Different times; half the apples eaten by hand.
@@ -728,14 +736,14 @@ def test_vmap_equals_loop_with_partial_resets(default_grid, vmapped):
         vst = vout[1]
 
 
-def test_auto_reset_after_max_steps(default_grid, default_reset):
-    env = default_grid.env
-    params = zero_regrowth(default_grid.params).replace(max_steps=jnp.int32(5))
+def test_auto_reset_after_max_steps(short_grid, default_grid, default_reset):
+    env = short_grid.env
+    params = zero_regrowth(short_grid.params)
     _, st = default_reset
     st = st.replace(apples=st.apples.at[:10].set(False))
     dones = []
     for i in range(5):
-        obs, st, _, done, info = default_grid.step(jax.random.key(i), st, jnp.zeros(7, jnp.int32), params)
+        obs, st, _, done, info = short_grid.step(jax.random.key(i), st, jnp.zeros(7, jnp.int32), params)
         dones.append(bool(done))
         if i < 4:
             assert int(st.t) == i + 1 and int(st.apples.sum()) == 54
@@ -745,7 +753,7 @@ def test_auto_reset_after_max_steps(default_grid, default_reset):
     np.testing.assert_array_equal(np.asarray(st.pos[:2]), env.map.inside_spawn[:2])
     np.testing.assert_array_equal(np.asarray(obs), np.asarray(env.get_obs(st)))  # obs of the new episode
     # The default bare-grid episode is 1000 steps.
-    assert int(default_grid.params.max_steps) == 1000
+    assert default_grid.env.max_steps == 1000
     _, nxt, _, done, _ = default_grid.step(jax.random.key(0), st.replace(t=jnp.int32(999)), jnp.zeros(7, jnp.int32),
                                            default_grid.params)
     assert bool(done) and int(nxt.t) == 0

@@ -233,24 +233,61 @@ def test_reward_formula_heterogeneous_types(game, start):
 def test_fixed_types_from_make(game):
     env2 = sedjax.make("sed", **_kw(sigma=0.3, beta=0.6))
     p2 = env2.default_params
-    _, st = game.reset(jax.random.key(5), p2)  # same static config: the params carry the types
+    _, st = env2.reset(jax.random.key(5), p2)
     np.testing.assert_allclose(np.asarray(st.sigma), 0.3, rtol=1e-6)
     np.testing.assert_allclose(np.asarray(st.beta), 0.6, rtol=1e-6)
-    _, traj = game.run(jax.random.key(6), st, p2)
+    _, traj = Game(env2).run(jax.random.key(6), st, p2)
     _check_reward_formula(np_tree(traj), 0.3, 0.6)
-    # Beta-distributed trust.
-    env3 = sedjax.make("sed", **_kw(beta={"dist": "beta", "a": 2.0, "b": 5.0}))
-    _, st3 = game.reset(jax.random.key(5), env3.default_params)
-    b = np.asarray(st3.beta)
-    assert ((b > 0) & (b < 1)).all() and len(set(b.tolist())) == N_AGENTS
+
+
+def _draws(env, params, field="beta", n_resets=2000):
+    reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+    _, st = reset(jax.random.split(jax.random.key(11), n_resets), params)
+    return np.asarray(getattr(st, field)).ravel()
+
+
+def test_type_distributions_have_their_moments():
+    """The drawn types follow the configured distribution: mean and std within 4 standard errors
+    (8,000 draws), not only the support."""
+    cases = [
+        ({"dist": "beta", "a": 2.0, "b": 5.0}, 2 / 7, np.sqrt(10 / (49 * 8))),
+        ("uniform", 0.5, np.sqrt(1 / 12)),
+        ({"dist": "uniform", "low": 0.2, "high": 0.6}, 0.4, 0.4 / np.sqrt(12)),
+        ({"dist": "beta", "a": 50.0, "b": 50.0}, 0.5, np.sqrt(2500 / (100**2 * 101))),
+    ]
+    for value, mean, std in cases:
+        env = sedjax.make("sed", **_kw(beta=value))
+        b = _draws(env, env.default_params)
+        se_mean, se_std = std / np.sqrt(b.size), std / np.sqrt(2 * b.size)
+        assert abs(b.mean() - mean) < 4 * se_mean, (value, b.mean(), mean)
+        assert abs(b.std() - std) < 4 * se_std + 1e-3 * std, (value, b.std(), std)
+        assert ((b >= 0) & (b <= 1)).all()
+
+
+def test_type_family_is_static_and_checked():
+    """A traced type distribution the env's static family cannot draw is an error, not a silent
+    U(0, 1): on an env built with uniform types, Beta(50, 50) params raise naming types.sigma; an
+    env built with a Beta family honours any Beta parameters through params."""
+    uni = sedjax.make("sed", **_kw())
+    bad = uni.default_params.replace(sigma_dist=jnp.asarray([0.0, 1.0, 50.0, 50.0]))
+    with pytest.raises(ValueError, match=r"types\.sigma"):
+        uni.reset(jax.random.key(0), bad)
+    with pytest.raises(ValueError, match=r"types\.sigma"):
+        uni.check_params(bad)
+    fixed = sedjax.make("sed", **_kw(sigma=0.3))
+    with pytest.raises(ValueError, match=r"types\.sigma"):
+        fixed.check_params(fixed.default_params.replace(sigma_dist=jnp.asarray([0.0, 1.0, 1.0, 1.0])))
+    beta_env = sedjax.make("sed", **_kw(sigma={"dist": "beta", "a": 2.0, "b": 2.0}))
+    s = _draws(beta_env, beta_env.default_params.replace(sigma_dist=jnp.asarray([0.0, 1.0, 50.0, 50.0])), "sigma")
+    assert abs(s.std() - 0.0498) < 0.004, s.std()  # Beta(50, 50), not U(0, 1) (0.29)
 
 
 @pytest.mark.parametrize("resample", [False, True])
 def test_episode_reset_keeps_types(game, start, resample):
     """After rounds_per_episode rounds the world resets (t = 0, all apples alive, phi = 0) and the
-    types are kept (or redrawn with ``resample_types``)."""
+    types are kept (or redrawn with ``resample_on_reset``)."""
     _, st = start
-    params = game.params.replace(resample_types=jnp.asarray(resample))
+    params = game.params.replace(resample_on_reset=jnp.asarray(resample))
     _, traj = game.run(jax.random.key(7), st, params)
     traj = np_tree(traj)
     done = traj["done"]
@@ -302,7 +339,7 @@ def test_world_carries_over_between_rounds(game, start):
 
 @pytest.fixture(scope="module")
 def pmean_game():
-    return Game(sedjax.make("sed", **_kw(objective="pmean")))
+    return Game(sedjax.make("sed", **_kw(kind="pmean")))
 
 
 def test_pmean_vote_and_objective(pmean_game, start):
@@ -312,7 +349,7 @@ def test_pmean_vote_and_objective(pmean_game, start):
     _, st = start  # same static shapes: a state of the eta game is a valid state here
     sigma = np.array([0.1, 0.2, 0.4, 0.9], np.float32)
     raw = np.array([3.0, 1.0, 0.0, 2.0], np.float32)
-    st = st.replace(sigma=jnp.asarray(sigma), voted=jnp.float32(0.5), t=jnp.int32(ROUND_LEN - 1),
+    st = st.replace(sigma=jnp.asarray(sigma), voted=jnp.float32(0.5), grid=st.grid.replace(t=jnp.int32(ROUND_LEN - 1)),
                     period_raw=jnp.asarray(raw))
     act = {"agents": jnp.zeros(N_AGENTS, jnp.int32), "principal": jnp.zeros(3, jnp.int32)}
     _, nxt, r, done, info = g.step_env(jax.random.key(0), st, act, g.params)
@@ -322,7 +359,7 @@ def test_pmean_vote_and_objective(pmean_game, start):
     np.testing.assert_allclose(float(r["principal"]), float(welfare.power_mean(jnp.asarray(w), 0.5)), rtol=1e-5)
     np.testing.assert_allclose(float(r["principal"]), np.mean(np.sqrt(w)) ** 2, rtol=1e-4)
     # Mid-round, mid-period: no reward, vote unchanged.
-    st2 = nxt.replace(t=jnp.int32(1))
+    st2 = nxt.replace(grid=nxt.grid.replace(t=jnp.int32(1)))
     _, nxt2, r2, _, _ = g.step_env(jax.random.key(1), st2, act, g.params)
     assert float(r2["principal"]) == 0.0 and float(nxt2.voted) == float(nxt.voted)
 
@@ -339,15 +376,23 @@ BAD = [
     ("sed", dict(regrowth_probs=(0.0, float("nan"))), "env.regrowth_probs"),
     ("sed", dict(thresholds=(0.0, 20.0, 10.0)), "tax.thresholds"),
     ("sed", dict(thresholds=(5.0, 10.0)), "tax.thresholds"),
-    ("sed", dict(objective="utilitarian"), "objective"),
-    ("sed", dict(vote_mechanism="plurality"), "voting.mechanism"),
+    ("sed", dict(kind="utilitarian"), "objective.kind"),
+    ("sed", dict(mechanism="plurality"), "voting.mechanism"),
+    ("sed", dict(eta=1.5), "objective.eta"),
+    ("sed", dict(p=0.5), "objective.p"),  # p is set but the family is eta
+    ("sed", dict(period_len=2.5), "tax.period_len"),
+    ("sed", dict(continuous="yes"), "tax.continuous"),
+    ("sed", dict(max_rate_change=-0.1), "tax.max_rate_change"),
+    ("sed", dict(rate_levels=1), "tax.rate_levels"),
+    ("apple_grid", dict(zap_cooldown=-1), "env.zap_cooldown"),
+    ("apple_grid", dict(view_ahead=-1), "env.view_ahead"),
     ("sed", dict(sigma=1.5), "types.sigma"),
     ("sed", dict(sigma=-0.1), "types.sigma"),
     ("sed", dict(sigma="gaussian"), "types.sigma"),
     ("sed", dict(beta={"dist": "beta", "a": 0.0, "b": 1.0}), "types.beta"),
     ("sed", dict(beta={"dist": "beta", "a": 1.0}), "types.beta"),
     ("sed", dict(beta={"dist": "uniform", "low": 0.8, "high": 0.2}), "types.beta"),
-    ("sed", dict(social_scope="friends"), "social_scope"),
+    ("sed", dict(social_scope="friends"), "types.social_scope"),
     ("sed", dict(period_len=0), "tax.period_len"),
     ("sed", dict(transfer_scale=2.0), "tax.transfer_scale"),
     ("sed", dict(bogus_option=1), "bogus_option"),
