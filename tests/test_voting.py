@@ -82,6 +82,84 @@ def test_weighted_median_matches_reference():
     np.testing.assert_allclose(voting.weighted_medians(np.array([0.2, 0.7], F32)), [0.7, 0.7])
 
 
+def _random_electorates(rng, n, batch=4):
+    """A few batches of reports for size n: uniform, heavy ties, a coarse grid, only 0/1, and
+    values exactly 0, 0.5 and 1 mixed with uniform ones."""
+    yield rng.uniform(0.0, 1.0, (batch, n))
+    yield rng.choice([0.0, 0.25, 0.5, 1.0], (batch, n))
+    yield np.round(rng.uniform(0.0, 1.0, (batch, n)), 1)
+    yield rng.choice([0.0, 1.0], (batch, n))
+    s = rng.uniform(0.0, 1.0, (batch, n))
+    exact = rng.choice([0.0, 0.5, 1.0], s.shape)
+    yield np.where(rng.uniform(size=s.shape) < 0.4, exact, s)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 8, 16, 31, 64, 127, 200, 300])
+def test_weighted_medians_fast_equals_dense(n):
+    # The O(n log n) version must reproduce the O(n²) reference bit for bit (same float
+    # predicate), including ties, exact 0/0.5/1 reports and n = 1, 2.
+    rng = np.random.default_rng(1000 + n)
+    for s in _random_electorates(rng, n):
+        s = s.astype(F32)
+        np.testing.assert_array_equal(voting.weighted_medians(s), voting.weighted_medians_dense(s))
+    if n <= 64:  # and the float64 explicit-care-graph reference
+        for s in _random_electorates(rng, n, batch=2):
+            s = s.astype(F32)
+            want = np.stack([_np_weighted_medians(r) if n > 1 else r for r in s])
+            np.testing.assert_allclose(voting.weighted_medians(s), want, rtol=1e-6)
+
+
+def test_weighted_medians_batched_axes():
+    s = np.random.default_rng(3).uniform(0.0, 1.0, (2, 3, 9)).astype(F32)
+    s[1, 2] = [0.0, 0.0, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0]
+    got = voting.weighted_medians(s)
+    assert got.shape == (2, 3, 9)
+    np.testing.assert_array_equal(got, voting.weighted_medians_dense(s))
+    np.testing.assert_array_equal(got[1, 2], voting.weighted_medians(s[1, 2]))
+    vm = jax.jit(jax.vmap(jax.vmap(voting.weighted_medians)))(s)
+    np.testing.assert_array_equal(vm, got)
+
+
+def test_weighted_medians_worked_edges():
+    # n = 1: the only report, whatever its (zero or full) weight.
+    np.testing.assert_array_equal(voting.weighted_medians(np.array([0.0], F32)), [0.0])
+    np.testing.assert_array_equal(voting.weighted_medians(np.array([0.7], F32)), np.array([0.7], F32))
+    # n = 2, sigma = [1, 0]: voter 0 puts all weight on itself (1) -> 1; voter 1 puts weight 0
+    # on itself and 1 on the other report (1) -> cum 0 at 0, 1 at 1 -> 1.
+    np.testing.assert_array_equal(voting.weighted_medians(np.array([1.0, 0.0], F32)), [1.0, 1.0])
+    # n = 2, sigma = [0.5, 0.5]: weights 1/2, 1/2 -> exact half at the first -> 0.5 both.
+    # sigma = [0.5, 0.9]: voter 0 gives 0.5 to 0.5 (exact half, lower) -> 0.5; voter 1 gives
+    # 0.1 to 0.5 and 0.9 to itself -> 0.9.
+    np.testing.assert_array_equal(voting.weighted_medians(np.array([0.5, 0.9], F32)), np.array([0.5, 0.9], F32))
+    # n = 4, sigma = [1, 0, 0, 1] (ties, exact 0/1): the sigma = 1 voters give off = 0 to the
+    # others and keep all weight on their own report -> 1. A sigma = 0 voter gives 0 to itself
+    # and 1/3 to each other report: the 0s hold 0 + 1/3 < 1/2, the first 1 brings 2/3 -> 1.
+    np.testing.assert_array_equal(voting.weighted_medians(np.array([1.0, 0.0, 0.0, 1.0], F32)), [1, 1, 1, 1])
+    # n = 3, sigma = [0, 0, 1]: voter 0/1 give 1/2 to the other 0 -> exact half at 0 -> 0;
+    # voter 2 keeps everything on itself -> 1.
+    np.testing.assert_array_equal(voting.weighted_medians(np.array([0.0, 0.0, 1.0], F32)), [0, 0, 1])
+    for s in ([0.0, 0.5, 1.0], [0.0, 0.1, 0.2, 0.3, 0.7, 0.8, 0.95], [1.0, 0.0, 0.0, 1.0]):
+        s = np.array(s, F32)
+        np.testing.assert_array_equal(voting.weighted_medians(s), voting.weighted_medians_dense(s))
+
+
+def test_weighted_medians_exact_half_needs_tolerance():
+    # Exact-half ties where float32 lands just below 1/2 (found by search), one per piece of
+    # the cumulative weight (from / before the voter's own sorted position). Whether a case
+    # rounds low depends on XLA fusing k·off + d into one FMA, hence several cases:
+    # n = 83 (51), voter 0 reports 0: weight 1/82 (1/50) on each other report, so 41 (25) of
+    # them hold exactly 1/2 -> the 41st (25th) smallest other report, 0.41 (0.25).
+    for n, want in ((83, 0.41), (51, 0.25)):
+        s = np.concatenate([[0.0], np.arange(1, n) / 100]).astype(F32)
+        assert float(voting.weighted_medians(s)[0]) == F32(want)
+    # n = 42, voter 0 reports 0.5 above all others: weight 0.5/41 on each other, the 41 others
+    # (all below 0.5) hold exactly 1/2 -> the largest other report, 0.41, not its own 0.5.
+    s = np.concatenate([[0.5], np.arange(1, 42) / 100]).astype(F32)
+    assert float(voting.weighted_medians(s)[0]) == F32(0.41)
+    for s in (s, s[::-1].copy()):
+        np.testing.assert_array_equal(voting.weighted_medians(s), voting.weighted_medians_dense(s))
+
+
 def test_care_graph():
     c = voting.care_graph(np.array([0.1, 0.2, 0.9], F32))
     np.testing.assert_allclose(c, [[0.1, 0.45, 0.45], [0.4, 0.2, 0.4], [0.05, 0.05, 0.9]], rtol=1e-6)
