@@ -4,12 +4,22 @@
 last axis); leading axes are batch axes. Every mechanism returns ``sigma.shape[:-1]``. All
 functions are pure ``jax.numpy`` (jittable, vmappable; the array functions are ``jax.jit``-wrapped
 so eager calls compile once per shape). ``vote`` and ``MECHANISMS`` take/list static names.
+
+Strategic voting (pure functions; not wired into the env here): :func:`manipulation` measures
+each agent's gain from its best misreport (alone or in a small coalition), and
+:func:`strategic_reports` iterates simultaneous best responses to a fixed point. Both use the
+preference model "agent i's ideal outcome is its own true σ_i, utility −|outcome − σ_i|" and
+search a grid of reports in [0, 1] (closed forms for the mean).
 """
 
 from __future__ import annotations
 
+import itertools
+from functools import partial
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from sedjax._arrays import as_float
 
@@ -23,6 +33,8 @@ __all__ = [
     "care_graph",
     "vote",
     "vote_to_p",
+    "manipulation",
+    "strategic_reports",
 ]
 
 MECHANISMS = ("mean", "median", "weighted_median")
@@ -192,3 +204,137 @@ def vote(sigma, mechanism: str) -> jax.Array:
     if mechanism == "weighted_median":
         return weighted_median_vote(sigma)
     raise ValueError(f"voting.mechanism must be one of {MECHANISMS}, got {mechanism!r}")
+
+
+# ---------------------------------------------------------------------------- strategic voting
+_MAX_COALITION = 3
+# A best response must beat the current report's loss by this much (absolute, losses are in
+# [0, 1]) to count as a move: keeps float noise from creating spurious moves or cycles.
+_IMPROVE_TOL_ULPS = 16
+
+
+def _check_mechanism(mechanism: str) -> None:
+    if mechanism not in MECHANISMS:
+        raise ValueError(f"voting.mechanism must be one of {MECHANISMS}, got {mechanism!r}")
+
+
+def _coalition_mask(n: int, k: int) -> np.ndarray:
+    """Static ``(C(n, k), n)`` bool array: row c marks the members of the c-th k-subset."""
+    idx = np.array(list(itertools.combinations(range(n), k)), np.int64).reshape(-1, k)
+    mask = np.zeros((idx.shape[0], n), bool)
+    np.put_along_axis(mask, idx, True, axis=1)
+    return mask
+
+
+def _vote_with(reports, mask: np.ndarray, values, mechanism: str) -> jax.Array:
+    """The vote when coalition c's members (``mask[c]``) all report ``values[..., c, j]``.
+
+    ``reports (..., n)``, static ``mask (m, n)``, ``values (..., m, J)`` → ``(..., m, J)``.
+    The mean is O(m·J) in closed form (only the coalition's sum changes); the medians vote on
+    the ``(..., m, J, n)`` modified report arrays.
+    """
+    if mechanism == "mean":
+        n = reports.shape[-1]
+        size = mask.sum(-1).astype(np.float32)[:, None]  # (m, 1)
+        rest = jnp.sum(reports, -1)[..., None] - jnp.sum(jnp.where(mask, reports[..., None, :], 0.0), -1)
+        return (rest[..., None] + size * values) / n
+    modified = jnp.where(mask[:, None, :], values[..., None], reports[..., None, None, :])
+    return vote(modified, mechanism)
+
+
+@partial(jax.jit, static_argnames=("mechanism", "coalition_size", "grid"))
+def manipulation(sigma, mechanism: str, coalition_size: int = 1, grid: int = 101) -> jax.Array:
+    """Each agent's gain from its best misreport, shape ``(..., n)`` (≥ 0; 0 = no incentive).
+
+    ``sigma (..., n)`` are the true preferences, reported truthfully by everyone else. Agent
+    i's loss is ``|vote(reports) − σ_i|``; its gain is the truthful loss minus the smallest loss
+    it can reach by misreporting (the truthful report is always a candidate, so gains ≥ 0).
+
+    With ``coalition_size = k`` (1 ≤ k ≤ 3, k ≤ n), every k-subset containing i deviates
+    together, **all members reporting one common value** (a restriction: the joint grid is
+    ``grid**k``); entry i is i's best gain over those coalitions and common values, measured
+    for i alone (an upper bound on what i gets from partners who also want to gain).
+
+    Search: for ``"median"`` and ``"weighted_median"`` a **grid search** over ``grid`` evenly
+    spaced reports in [0, 1] (exact only up to the grid; cost O(C(n, k)·grid·n log n)). For
+    ``"mean"`` the closed form: the outcome ``(rest + k·r)/n`` is linear in the common report r,
+    so the best r in [0, 1] is ``clip((n·σ_i − rest)/k, 0, 1)`` (exact over the whole interval;
+    the common-value restriction loses nothing since only the coalition's sum matters).
+    ``mechanism``, ``coalition_size`` and ``grid`` are static.
+    """
+    _check_mechanism(mechanism)
+    sigma = as_float(sigma)
+    n = sigma.shape[-1]
+    k = int(coalition_size)
+    if not 1 <= k <= min(_MAX_COALITION, n):
+        raise ValueError(f"coalition_size must be in [1, min({_MAX_COALITION}, n = {n})], got {coalition_size}")
+    mask = _coalition_mask(n, k)  # (m, n)
+    loss0 = jnp.abs(vote(sigma, mechanism)[..., None] - sigma)  # (..., n) truthful losses
+    if mechanism == "mean":
+        rest = jnp.sum(sigma, -1)[..., None] - jnp.sum(jnp.where(mask, sigma[..., None, :], 0.0), -1)
+        rest = rest[..., :, None]  # (..., m, 1): everyone else's sum, per coalition
+        best = jnp.clip((n * sigma[..., None, :] - rest) / k, 0.0, 1.0)  # (..., m, n)
+        loss = jnp.abs((rest + k * best) / n - sigma[..., None, :])
+    else:
+        levels = jnp.linspace(0.0, 1.0, grid, dtype=sigma.dtype)
+        values = jnp.broadcast_to(levels, sigma.shape[:-1] + (mask.shape[0], grid))
+        out = _vote_with(sigma, mask, values, mechanism)  # (..., m, grid)
+        loss = jnp.min(jnp.abs(out[..., :, :, None] - sigma[..., None, None, :]), axis=-2)  # (..., m, n)
+    gain = jnp.where(mask, loss0[..., None, :] - loss, 0.0)  # only members of each coalition
+    return jnp.maximum(jnp.max(gain, axis=-2), 0.0)
+
+
+def _strategic_one(sigma, mechanism: str, grid: int, max_iters: int):
+    """:func:`strategic_reports` for one electorate ``sigma (n,)``."""
+    n = sigma.shape[-1]
+    mask = np.eye(n, dtype=bool)
+    levels = jnp.linspace(0.0, 1.0, grid, dtype=sigma.dtype)
+    tol = _IMPROVE_TOL_ULPS * jnp.finfo(sigma.dtype).eps
+
+    def best_response(r):
+        # Candidates: the current report first, then the grid; all evaluated by one code path
+        # so the "stay" option is compared with exactly the same arithmetic.
+        cand = jnp.concatenate([r[:, None], jnp.broadcast_to(levels, (n, grid))], axis=-1)
+        loss = jnp.abs(_vote_with(r, mask, cand, mechanism) - sigma[:, None])  # (n, 1 + grid)
+        j = jnp.argmin(loss[:, 1:], axis=-1)  # lowest grid level among the best
+        move = jnp.take_along_axis(loss[:, 1:], j[:, None], -1)[:, 0] < loss[:, 0] - tol
+        return jnp.where(move, levels[j], r)
+
+    def cond(state):
+        _, it, done = state
+        return ~done & (it < max_iters)
+
+    def body(state):
+        r, it, _ = state
+        new = best_response(r)
+        return new, it + 1, jnp.all(new == r)
+
+    init = (jnp.clip(sigma, 0.0, 1.0), jnp.int32(0), jnp.bool_(False))
+    return jax.lax.while_loop(cond, body, init)
+
+
+@partial(jax.jit, static_argnames=("mechanism", "grid", "max_iters"))
+def strategic_reports(sigma, mechanism: str, grid: int = 101, max_iters: int = 20):
+    """Reports after iterated simultaneous best responses: ``(reports, iterations, converged)``.
+
+    Preference model: agent i's true ideal outcome is its own ``σ_i`` and its utility is
+    ``−|vote(reports) − σ_i|`` (single-peaked). Starting from truthful reports, each round every
+    agent simultaneously best-responds to the others' current reports, choosing among its
+    current report and ``grid`` evenly spaced levels in [0, 1]; it moves only on a strict
+    improvement (by more than a few ulps), to the lowest best level. The rounds run inside a
+    ``lax.while_loop`` until no report changes (a pure Nash equilibrium on the grid: e.g. the
+    truthful profile of an odd-n median after one round) or ``max_iters`` rounds.
+
+    Returns ``reports (..., n)`` in [0, 1] (each a true σ_i or a grid level),
+    ``iterations (...)`` int32 (rounds run, counting the last one that found no move) and
+    ``converged (...)`` bool (a fixed point was reached). Simultaneous updates can cycle
+    (e.g. even-n medians); then ``converged`` is False. Leading axes are batch axes, each
+    electorate with its own loop. ``mechanism``, ``grid`` and ``max_iters`` are static.
+    """
+    _check_mechanism(mechanism)
+    sigma = as_float(sigma)
+    n = sigma.shape[-1]
+    flat = sigma.reshape(-1, n)
+    r, it, ok = jax.vmap(lambda s: _strategic_one(s, mechanism, grid, max_iters))(flat)
+    batch = sigma.shape[:-1]
+    return r.reshape(sigma.shape), it.reshape(batch), ok.reshape(batch)
