@@ -4,9 +4,18 @@ All reductions are over the last axis (the agents); leading axes are batch axes.
 is pure ``jax.numpy`` (jittable, vmappable; the array functions are ``jax.jit``-wrapped so eager
 calls compile once per shape); parameters such as ``p`` and ``eta`` may be traced and broadcast
 against ``x.shape[:-1]``. Outcomes ``x`` must be ≥ 0.
+
+Equality metric (SPEC §5 Metrics): :func:`equality` scores a period in which nobody earns
+(Σx = 0) as perfect equality (Gini := 0), which would make a collapsed commons look ideal.
+:func:`equality_stats` is the honest summary over many periods: the mean equality over the
+periods in which someone earns (:func:`earning`), with the share of zero-income periods as its
+own number.
 """
 
 from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +23,17 @@ from jax.scipy.special import logsumexp
 
 from sedjax._arrays import as_float
 
-__all__ = ["power_mean", "eta_objective", "gini", "equality", "objective", "OBJECTIVES"]
+__all__ = [
+    "power_mean",
+    "eta_objective",
+    "gini",
+    "equality",
+    "earning",
+    "EqualityStats",
+    "equality_stats",
+    "objective",
+    "OBJECTIVES",
+]
 
 OBJECTIVES = ("eta", "pmean")
 
@@ -134,8 +153,71 @@ def gini(x) -> jax.Array:
 
 
 def equality(x) -> jax.Array:
-    """``1 − gini(x)`` over the last axis (1 = everyone equal)."""
+    """``1 − gini(x)`` over the last axis (1 = everyone equal).
+
+    Per period, and 1 where nobody earns (Σx = 0, Gini := 0): averaging it over periods lets
+    a collapsed commons score as perfect equality. For a summary over periods use
+    :func:`equality_stats`, which leaves those periods out and counts them separately.
+    """
     return 1.0 - gini(x)
+
+
+@jax.jit
+def earning(x) -> jax.Array:
+    """Whether someone earns, ``Σx > 0`` over the last axis (bool, ``x.shape[:-1]``)."""
+    return jnp.sum(as_float(x), axis=-1) > 0
+
+
+class EqualityStats(NamedTuple):
+    """Summary of per-period equality over a batch of periods (see :func:`equality_stats`)."""
+
+    equality: jax.Array  #: mean 1 − Gini over earning periods; 0 when no period earns
+    zero_income_share: jax.Array  #: fraction of periods in which nobody earns
+    earning_periods: jax.Array  #: number of periods in which someone earns (int32)
+    periods: jax.Array  #: number of periods summarised (int32)
+
+
+@partial(jax.jit, static_argnames="axis")
+def equality_stats(x, axis=-2) -> EqualityStats:
+    """Equality over many periods without scoring zero-income periods as perfect equality.
+
+    ``x (..., n)``: outcomes (e.g. post-tax period income) with the agents on the last axis;
+    ``axis`` (int, tuple or None = every axis but the last) names the period axes of ``x`` to
+    reduce over. Returns an :class:`EqualityStats` of arrays over the remaining axes:
+
+    * ``equality``: mean of ``1 − gini`` over the periods in which someone earns
+      (:func:`earning`). When no period earns it is **0**, not NaN and not 1: a commons with no
+      income has no equality to report (check ``earning_periods``, which is 0 there);
+    * ``zero_income_share``: fraction of the periods in which nobody earns;
+    * ``earning_periods``, ``periods``: the counts behind both.
+
+    Pure ``jax.numpy`` (``axis`` is static), jittable and vmappable.
+    """
+    x = as_float(x)
+    if x.ndim < 2:
+        raise ValueError(f"equality_stats needs a period axis besides the agents' last axis, got shape {x.shape}")
+    if axis is None:
+        axes = tuple(range(x.ndim - 1))
+    else:
+        axes = tuple(a % x.ndim for a in (axis if isinstance(axis, tuple) else (axis,)))
+        if x.ndim - 1 in axes:
+            raise ValueError("equality_stats: axis must not include the agents' (last) axis")
+    # Per-period arrays drop only the last axis, so the period axes keep their indices.
+    earn = earning(x)
+    eq = equality(x)
+    count = jnp.sum(earn, axis=axes, dtype=jnp.int32)
+    periods = 1
+    for a in axes:
+        periods *= x.shape[a]
+    total = jnp.sum(jnp.where(earn, eq, 0.0), axis=axes)
+    mean_eq = jnp.where(count > 0, total / jnp.maximum(count, 1), 0.0)
+    periods = jnp.full(count.shape, periods, jnp.int32)
+    return EqualityStats(
+        equality=mean_eq,
+        zero_income_share=(periods - count).astype(x.dtype) / jnp.maximum(periods, 1),
+        earning_periods=count,
+        periods=periods,
+    )
 
 
 def objective(x, kind: str, param) -> jax.Array:

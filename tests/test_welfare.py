@@ -1,4 +1,4 @@
-"""Tests for sedjax.welfare: power mean (limits, stability, zeros), eta objective, Gini.
+"""Tests for sedjax.welfare: power mean (limits, stability, zeros), eta objective, Gini, equality stats.
 
 Evaluations are batched over p with jax.vmap (one compile per shape) to keep the suite fast.
 """
@@ -168,3 +168,65 @@ def test_objective_dispatch():
     assert float(welfare.objective(X, "pmean", 1)) == 3.75
     with pytest.raises(ValueError, match="kind"):
         welfare.objective(X, "nash", 0.0)
+
+
+def test_earning():
+    x = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.5], [1.0, 2.0, 3.0]], np.float32)
+    np.testing.assert_array_equal(welfare.earning(x), [False, True, True])
+    np.testing.assert_array_equal(welfare.earning(np.zeros((2, 3, 4), np.int32)), np.zeros((2, 3), bool))
+
+
+def test_equality_stats_worked():
+    # 4 periods of 2 agents (axis -2 = periods):
+    #  [1, 1]: Gini 0 -> equality 1;  [0, 2]: Gini 2*(1*0 + 2*2)/(2*2) - 3/2 = 1/2 -> 0.5
+    #  [0, 0], [0, 0]: nobody earns -> left out of the mean, counted in zero_income_share
+    #  equality = (1 + 0.5)/2 = 0.75, zero_income_share = 2/4. (welfare.equality's plain mean
+    #  would be (1 + .5 + 1 + 1)/4 = 0.875.)
+    x = np.array([[1.0, 1.0], [0.0, 2.0], [0.0, 0.0], [0.0, 0.0]], np.float32)
+    st = welfare.equality_stats(x)
+    assert float(st.equality) == pytest.approx(0.75)
+    assert float(st.zero_income_share) == pytest.approx(0.5)
+    assert int(st.earning_periods) == 2 and int(st.periods) == 4
+    assert float(np.mean(welfare.equality(x))) == pytest.approx(0.875)
+    # [0, 0, 0, 1] (Gini 3/4, equality 1/4) and [2, 2, 2, 2] (equality 1) over 3 periods, one
+    # empty: equality (0.25 + 1)/2 = 0.625, zero share 1/3.
+    x = np.array([[0, 0, 0, 1], [0, 0, 0, 0], [2, 2, 2, 2]], np.float32)
+    st = welfare.equality_stats(x)
+    assert float(st.equality) == pytest.approx(0.625) and float(st.zero_income_share) == pytest.approx(1 / 3)
+
+
+def test_equality_stats_all_zero_is_not_perfect():
+    # A collapsed commons: nobody earns in any period. welfare.equality says 1 per period; the
+    # honest summary reports equality 0 (documented value, no NaN) with every period zero-income.
+    x = np.zeros((5, 7), np.float32)
+    assert np.all(np.asarray(welfare.equality(x)) == 1.0)
+    st = welfare.equality_stats(x)
+    assert float(st.equality) == 0.0 and not np.isnan(float(st.equality))
+    assert float(st.zero_income_share) == 1.0 and int(st.earning_periods) == 0 and int(st.periods) == 5
+
+
+def test_equality_stats_axes_and_batching():
+    rng = np.random.default_rng(9)
+    x = rng.uniform(0.0, 3.0, (3, 6, 5)).astype(np.float32)  # (episodes, periods, agents)
+    x[0, :2] = 0.0  # episode 0: two empty periods
+    x[1] = 0.0  # episode 1: all empty
+    st = welfare.equality_stats(x)  # per episode
+    eq = np.asarray(welfare.equality(x))
+    earn = x.sum(-1) > 0
+    want = np.array([eq[e][earn[e]].mean() if earn[e].any() else 0.0 for e in range(3)])
+    np.testing.assert_allclose(st.equality, want, rtol=1e-6)
+    np.testing.assert_allclose(st.zero_income_share, [2 / 6, 1.0, 0.0])
+    np.testing.assert_array_equal(st.earning_periods, [4, 0, 6])
+    # Over every period at once (axis=None or both leading axes): 10 earning periods of 18.
+    for axis in (None, (0, 1), (-3, -2)):
+        st_all = welfare.equality_stats(x, axis=axis)
+        assert float(st_all.equality) == pytest.approx(eq[earn].mean(), rel=1e-6)
+        assert float(st_all.zero_income_share) == pytest.approx(8 / 18)
+    # Reducing over episodes instead (axis 0) and under vmap.
+    np.testing.assert_array_equal(welfare.equality_stats(x, axis=0).periods, np.full(6, 3))
+    vm = jax.jit(jax.vmap(welfare.equality_stats))(x)
+    np.testing.assert_allclose(vm.equality, st.equality, rtol=1e-6)
+    with pytest.raises(ValueError, match="axis"):
+        welfare.equality_stats(x, axis=-1)
+    with pytest.raises(ValueError, match="period axis"):
+        welfare.equality_stats(x[0, 0])
