@@ -163,3 +163,19 @@ def test_check_brackets_ok():
 def test_check_brackets_errors(thresholds, rates, field):
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         tax.check_brackets(thresholds, rates)
+
+
+def test_settle_period_worked_example():
+    """Brackets (0, 10, 20), rates (0.1, 0.2, 0.5), raw apples (5, 15, 30): taxes 0.5, 2 and 8
+    (1 + 2 + 5); the pool 10.5 gives each agent 3.5, so post-tax income is (8, 16.5, 25.5) and the
+    full transfers (3, 1.5, -4.5) sum to zero. At curriculum scale 0.5 half of each arrives."""
+    raw = jnp.array([5.0, 15.0, 30.0])
+    rates = jnp.array([0.1, 0.2, 0.5])
+    th = jnp.array([0.0, 10.0, 20.0])
+    income, transfer = tax.settle_period(raw, rates, th, 1.0)
+    np.testing.assert_allclose(np.asarray(income), [8.0, 16.5, 25.5], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(transfer), [3.0, 1.5, -4.5], rtol=1e-6)
+    assert abs(float(transfer.sum())) < 1e-5
+    income, transfer = tax.settle_period(raw, rates, th, 0.5)
+    np.testing.assert_allclose(np.asarray(transfer), [1.5, 0.75, -2.25], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(income), [6.5, 15.75, 27.75], rtol=1e-6)
