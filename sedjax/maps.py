@@ -70,9 +70,13 @@ def parse_ascii(text: str, name: str = "custom") -> GridMap:
         lines.pop(0)
     if not lines:
         raise ValueError(f"env.map '{name}' is empty")
-    width = max(len(ln) for ln in lines)
-    # Trailing spaces are often stripped by editors: pad short rows with floor.
-    grid = np.array([list(ln.ljust(width)) for ln in lines])
+    width = len(lines[0])
+    for i, ln in enumerate(lines):
+        if len(ln) != width:
+            # A ragged map is ambiguous (a missing wall? stripped trailing floor?): refuse it.
+            raise ValueError(f"env.map '{name}': row {i} has {len(ln)} characters but row 0 has {width}; "
+                             "every row must have the same length (write floor as ' ' or '.')")
+    grid = np.array([list(ln) for ln in lines])
     bad = sorted(set(grid.ravel()) - set(LEGEND))
     if bad:
         raise ValueError(f"env.map '{name}' has unknown characters {bad}; legend is {sorted(LEGEND)}")

@@ -52,9 +52,11 @@ def test_parse_ascii_legend():
     np.testing.assert_array_equal(m.inside_spawn, [[1, 3]])
     np.testing.assert_array_equal(m.spawn, [[2, 1]])
     assert not m.walls[1, 2] and not m.walls[2, 2]  # '.' and ' ' are both floor
-    # Short rows (trailing spaces stripped by an editor) are padded with floor.
-    m2 = parse_ascii("WWWWW\nWA.QW\nWP\nWWWWW")
-    assert m2.width == 5 and not m2.walls[2, 2:].any()
+
+
+def test_ragged_map_raises_naming_the_row():
+    with pytest.raises(ValueError, match=r"env\.map 'ragged': row 2 has 2 characters but row 0 has 5"):
+        parse_ascii("WWWWW\nWA.QW\nWP\nWWWWW", name="ragged")
 
 
 @pytest.mark.parametrize(
