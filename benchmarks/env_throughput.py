@@ -9,7 +9,10 @@ than replaying its first steps.
 
 Two tables:
 
-1. **Throughput** of the default config (7 agents, the default map) for several ``num_envs``.
+1. **Throughput** of the default config (7 agents, the default map) for several ``num_envs``, for
+   the full game ``sed`` *and* the bare ``apple_grid`` (which does less work, so it must not be
+   slower: a fusion problem once made it 2.6-3.7x slower, unseen while only ``sed`` was timed),
+   with the grid/sed ratio per size.
 2. **Per-agent-step cost** on procedural maps at constant density
    (``sedjax.maps.procedural_map_for_agents(n)``) for several agent counts ``n``, with
    ``num_envs = max(1, total_agents // n)`` (default ``total_agents = 4096``) so every row moves
@@ -157,7 +160,8 @@ def auto_steps(units_per_step: int, budget: int, lo: int, hi: int) -> int:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default="sed", choices=("sed", "apple_grid"), help="environment to time (default sed)")
+    p.add_argument("--envs", nargs="+", default=["sed", "apple_grid"], choices=("sed", "apple_grid"),
+                   help="environments of the throughput table (default both); the agents table times the first")
     p.add_argument("--num-envs", type=int, nargs="+", default=[1, 64, 1024, 4096],
                    help="batch sizes for the throughput table (default 1 64 1024 4096)")
     p.add_argument("--steps", type=int, default=None,
@@ -194,23 +198,33 @@ def main(argv=None) -> dict:
     from sedjax.maps import procedural_map_for_agents
 
     info = common.env_info()
-    print(f"# {NAME}: {args.env}, " + common.env_info_line(info))
+    print(f"# {NAME}: {', '.join(args.envs)}, " + common.env_info_line(info))
     print(f"sampler={args.sampler}, prng={info['jax_default_prng_impl']}, repeats={args.repeats}\n")
 
-    # Table 1: throughput of the default config.
-    env = sedjax.make(args.env)
+    # Table 1: throughput of the default config, every env at every size.
     throughput = []
-    for ne in args.num_envs:
-        steps = args.steps or auto_steps(ne, 2**18, 50, 1000)
-        r = measure(env, ne, steps, args.repeats, args.sampler, args.seed)
-        throughput.append(r)
-        print(f"  num_envs={ne:5d}: {r['env_steps_per_s']:12,.0f} env-steps/s  (compile {r['compile_s']:.1f}s)",
-              flush=True)
-    rows = [[r["num_envs"], r["steps_per_call"], r["compile_s"], 1e3 * r["median_s"], r["env_steps_per_s"],
-             r["agent_steps_per_s"], r["us_per_env_step"]] for r in throughput]
+    for name in args.envs:
+        env = sedjax.make(name)
+        for ne in args.num_envs:
+            steps = args.steps or auto_steps(ne, 2**18, 50, 1000)
+            r = measure(env, ne, steps, args.repeats, args.sampler, args.seed)
+            r["env"] = name
+            throughput.append(r)
+            print(f"  {name:10s} num_envs={ne:5d}: {r['env_steps_per_s']:12,.0f} env-steps/s  "
+                  f"(compile {r['compile_s']:.1f}s)", flush=True)
+    by = {(r["env"], r["num_envs"]): r for r in throughput}
+    rows = []
+    for r in throughput:
+        sed_r = by.get(("sed", r["num_envs"]))
+        ratio = r["env_steps_per_s"] / sed_r["env_steps_per_s"] if sed_r else float("nan")
+        r["ratio_to_sed"] = ratio
+        rows.append([r["env"], r["num_envs"], r["steps_per_call"], r["compile_s"], 1e3 * r["median_s"],
+                     r["env_steps_per_s"], r["agent_steps_per_s"], r["us_per_env_step"], ratio])
     t1 = common.markdown_table(
-        ["num_envs", "steps/call", "compile s", "median ms/call", "env-steps/s", "agent-steps/s", "us/env-step"], rows)
-    print(f"\n## {args.env}, default config ({env.num_agents} agents), random actions\n\n{t1}\n", flush=True)
+        ["env", "num_envs", "steps/call", "compile s", "median ms/call", "env-steps/s", "agent-steps/s",
+         "us/env-step", "ratio to sed"], rows)
+    print(f"\n## default config ({env.num_agents} agents), random actions\n\n{t1}\n", flush=True)
+    args.env = args.envs[0]
 
     # Table 2: per-agent-step cost at constant density.
     scaling = []
@@ -246,7 +260,8 @@ def main(argv=None) -> dict:
         "throughput": throughput,
         "scaling": scaling,
         "summary": {
-            "env_steps_per_s": {str(r["num_envs"]): r["env_steps_per_s"] for r in throughput},
+            "env_steps_per_s": {f"{r['env']}/{r['num_envs']}": r["env_steps_per_s"] for r in throughput},
+            "apple_grid_to_sed": {str(r["num_envs"]): r["ratio_to_sed"] for r in throughput if r["env"] == "apple_grid"},
             "ns_per_agent_step": {str(r["num_agents"]): r["ns_per_agent_step"] for r in scaling},
             "cost_ratio_last_to_first": (scaling[-1]["ns_per_agent_step"] / scaling[0]["ns_per_agent_step"]
                                          if scaling else None),
