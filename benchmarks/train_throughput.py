@@ -53,7 +53,7 @@ class StubSED(SED):
             "round_end": t % self.round_len == 0,
         }
         reward = {"agents": zeros, "principal": jnp.float32(0)}
-        return obs, state.replace(t=t), reward, t >= self.episode_len, info
+        return obs, state.replace(grid=state.grid.replace(t=t)), reward, t >= self.episode_len, info
 
 
 def stub_of(env: SED) -> StubSED:

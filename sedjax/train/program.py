@@ -81,6 +81,7 @@ def make_train(cfg, env=None) -> Program:
     the benchmark's stub env).
     """
     built_env, params = build_env(cfg)
+    built_env.check_params(params)  # the traced values this env's static settings must honour
     S = validate_train(cfg, built_env)  # every count of the run, derived once
     env = built_env if env is None else env
     ac, pc = cfg.agents, cfg.principal
