@@ -19,7 +19,9 @@ def test_env_throughput_quick(tmp_path):
     payload = env_throughput.main(["--quick", "--out", str(out)])
     saved = json.loads(out.read_text())
     assert saved["env_info"]["jax_version"] and saved["config"]["quick"]
-    assert [r["num_envs"] for r in payload["throughput"]] == [1, 8]
+    assert [(r["env"], r["num_envs"]) for r in payload["throughput"]] == [
+        ("sed", 1), ("sed", 8), ("apple_grid", 1), ("apple_grid", 8)]  # the bare grid is timed beside sed
+    assert set(saved["summary"]["apple_grid_to_sed"]) == {"1", "8"}
     assert [r["num_agents"] for r in payload["scaling"]] == [7, 16]
     for r in payload["throughput"] + payload["scaling"]:
         assert r["env_steps_per_s"] > 0 and r["compile_s"] > 0
