@@ -137,8 +137,10 @@ def settle_period(period_raw, rates, thresholds, transfer_scale=1.0) -> Tuple[ja
     measured on. With ``scale = 1`` the transfers sum to zero (tax is conserved).
     """
     period_raw = as_float(period_raw)
-    transfer = transfer_scale * (redistribute(period_raw, rates, thresholds) - period_raw)
-    return period_raw + transfer, transfer
+    income = period_raw + transfer_scale * (redistribute(period_raw, rates, thresholds) - period_raw)
+    # The transfer as income - w (not the scaled difference itself): the same float rounding as
+    # the delivered lump sum has always had, so training runs reproduce bit for bit.
+    return income, income - period_raw
 
 
 def check_brackets(thresholds, rates: Optional[object] = None, rates_field: str = "tax.rates",
