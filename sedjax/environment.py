@@ -15,6 +15,12 @@ import jax
 from sedjax.where import apply_where
 
 
+def is_concrete(tree) -> bool:
+    """Whether every leaf of ``tree`` is a concrete array (not traced under ``jit``/``vmap``): only
+    concrete params can be checked on the host."""
+    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(tree))
+
+
 class Environment:
     name: str = "env"
 

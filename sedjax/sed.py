@@ -36,8 +36,7 @@ from flax import struct
 
 from sedjax import _checks, population, spaces, tax, voting, welfare
 from sedjax.apple_grid import AppleGrid, GridParams, GridState
-from sedjax.apple_grid.env import _concrete
-from sedjax.environment import Environment
+from sedjax.environment import Environment, is_concrete
 from sedjax.where import apply_where
 
 OBJECTIVES = ("eta", "pmean")
@@ -205,7 +204,7 @@ class SED(Environment):
     def check_params(self, params: SEDParams) -> None:
         """Host-side: concrete (possibly batched, e.g. a sweep's) params this env can honour, or a
         ``ValueError`` naming the field. Traced params are not checked here (check before ``jit``)."""
-        if not _concrete(params):
+        if not is_concrete(params):
             return
         self.grid.check_params(params.grid)
         th = np.asarray(params.thresholds)

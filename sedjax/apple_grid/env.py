@@ -9,12 +9,8 @@ from sedjax import spaces
 from sedjax.apple_grid import dynamics, observation
 from sedjax.apple_grid.layout import build_layout
 from sedjax.apple_grid.types import DEFAULT_REGROWTH_PROBS, GridParams, GridState, GridStatic, check_grid_params, make_grid_params
-from sedjax.environment import Environment
+from sedjax.environment import Environment, is_concrete
 from sedjax.maps import GridMap, default_map
-
-
-def _concrete(tree) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(tree))
 
 
 class AppleGrid(Environment):
@@ -58,7 +54,7 @@ class AppleGrid(Environment):
         return self._params
 
     def check_params(self, params: GridParams) -> None:
-        if _concrete(params):
+        if is_concrete(params):
             check_grid_params(params.regrowth_probs, params.zap_timeout, params.zap_cooldown)
 
     def action_space(self, params: GridParams | None = None) -> spaces.Discrete:
