@@ -4,8 +4,10 @@
 reported sigma, objective on raw apples (SPEC defaults). For each Principal: PPO, no tax, random
 rates, and the fixed schedules [0,0,0], [.1,.25,.37], [0,.6,1], [.5,.5,.5], [1,1,1], agents and
 Principal are trained together for ``--steps`` env steps on ``--seeds`` seeds (vmapped), and the
-metrics of the last ``--tail`` of training are averaged: objective (per tax period), productivity
-(apples per env step), equality (1 - Gini of post-tax period income), apples alive, mean rate.
+metrics of the last ``--tail`` of training are averaged: objective (per tax period; also over the
+episode's first and last voting round), productivity (apples per env step), equality (1 - Gini of
+post-tax period income over the periods in which someone earns), the share of periods in which
+nobody earns, apples alive, agent return, mean rate.
 
     python scripts/compare_principals.py --steps 200000 --seeds 3
 Writes ``benchmarks/results/compare_principals.json`` and prints a markdown table (mean ± std over
@@ -41,7 +43,10 @@ PRINCIPALS = [
     ("fixed [.5, .5, .5]", ["principal=fixed", "principal.rates=[0.5,0.5,0.5]"]),
     ("fixed [1, 1, 1]", ["principal=fixed", "principal.rates=[1,1,1]"]),
 ]
-METRICS = ("objective", "productivity", "equality", "apples_alive", "mean_rate")
+METRICS = ("objective", "objective_first_round", "objective_last_round", "productivity", "equality",
+           "zero_income_share", "apples_alive", "agent_return", "mean_rate")
+HEADERS = ("objective", "obj. 1st round", "obj. last round", "productivity (apples/step)",
+           "equality (earning periods)", "zero-income periods", "apples alive", "agent return", "mean rate")
 
 
 def run_one(overrides, seeds: int, tail: float):
@@ -54,17 +59,14 @@ def run_one(overrides, seeds: int, tail: float):
         # The run's own per-seed chunk averages (productivity = apples per env step, all agents).
         rec = chunk_record(m, chunk=c, num_chunks=S.num_chunks, env_steps=(c + 1) * S.steps_per_chunk,
                            num_agents=S.num_agents, round_len=S.round_len)
-        history.append({
-            "objective": np.asarray(rec["objective_per_seed"]),
-            "productivity": np.asarray(rec["productivity_per_seed"]),
-            "equality": np.asarray(rec["equality_per_seed"]),
-            "apples_alive": np.asarray(rec["apples_alive_per_seed"]),
-            "mean_rate": np.asarray(rec["mean_tax_rate_per_seed"]),
-            "tax_rates": np.asarray(rec["tax_rates_per_seed"]),
-        })
+        h = {m: np.asarray(rec[f"{m}_per_seed"], np.float64) for m in METRICS if m != "mean_rate"}
+        h["mean_rate"] = np.asarray(rec["mean_tax_rate_per_seed"])
+        h["tax_rates"] = np.asarray(rec["tax_rates_per_seed"])
+        history.append(h)
     k = max(1, int(round(tail * len(history))))
     last = history[-k:]
-    out = {key: np.mean([h[key] for h in last], 0) for key in METRICS}  # per seed
+    # per seed; nanmean: equality is NaN in a chunk where nobody earned
+    out = {key: np.nanmean([h[key] for h in last], 0) for key in METRICS}
     out["tax_rates"] = np.mean([h["tax_rates"] for h in last], 0)
     out["curve_objective"] = [h["objective"].tolist() for h in history]
     return out, S.total_env_steps
@@ -138,8 +140,8 @@ def main(argv=None):
         results[name] = res
         print(f"{name:22s} objective {res['objective'].mean():7.3f} ± {res['objective'].std():.3f}  "
               f"({time.time() - t0:.0f} s)", flush=True)
-    header = "| Principal | objective | productivity (apples/step) | equality | apples alive | mean rate |"
-    lines = [header, "|---|---:|---:|---:|---:|---:|"]
+    header = "| Principal | " + " | ".join(HEADERS) + " |"
+    lines = [header, "|---|" + "---:|" * len(HEADERS)]
     for name, r in results.items():
         cells = [f"{r[m].mean():.3f} ± {r[m].std():.3f}" for m in METRICS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")

@@ -19,7 +19,7 @@ GRID_KEYS = tuple(k for k in inspect.signature(AppleGrid).parameters if k != "gr
 SED_KEYS = tuple(k for k in inspect.signature(SED).parameters if k != "grid")
 # The config groups read by from_config, and their keys that belong to the trainer, not the env.
 CONFIG_GROUPS = ("env", "tax", "types", "objective", "voting")
-TRAINER_KEYS = {"tax": ("anneal_start", "anneal_fraction")}
+TRAINER_KEYS = {"tax": ("anneal_start", "anneal_fraction"), "types": ("per_env",)}  # batch-level, not one env's
 
 
 def resolve_map(value: Any, num_agents: int, seed: int) -> GridMap:

@@ -272,6 +272,13 @@ class SED(Environment):
         k_types, k_world = jax.random.split(key)
         return self._new_episode(k_world, params, *self.sample_types(k_types, params))
 
+    def reset_with_types(self, key: jax.Array, params: SEDParams, sigma, beta):
+        """A new episode played by the given population (``sigma``, ``beta``: ``(n,)``), e.g. one
+        type vector shared by a batch of envs (the trainer's ``types.per_env=false``). Same key
+        use as :meth:`reset_env` (the world from the second half of ``split(key)``)."""
+        _, k_world = jax.random.split(key)
+        return self._new_episode(k_world, params, jnp.asarray(sigma, jnp.float32), jnp.asarray(beta, jnp.float32))
+
     def reset_keeping(self, key, params: SEDParams, obs, state: SEDState):
         """A new episode that keeps the agents' types unless ``resample_on_reset``."""
         k_types, k_world = jax.random.split(key)
@@ -286,9 +293,7 @@ class SED(Environment):
         params = self.default_params if params is None else params
         P = self.period_len
         # 1. The Principal's action takes effect on a tax period's first step.
-        proposed = tax.apply_divergence_bound(state.rates, self.rates_from_action(action["principal"]),
-                                              params.max_rate_change)
-        rates = jnp.where(state.t % P == 0, proposed, state.rates)
+        rates = self.rates_in_effect(state, action["principal"], params)
         # 2. The agents act in the world.
         grid_obs, gstate, apples, _, ginfo = self.grid.step_env(key, state.grid, action["agents"], params.grid)
         t = gstate.t
@@ -327,6 +332,37 @@ class SED(Environment):
             "round_end": new_round,
         }
         return obs, new_state, reward, t >= self.episode_len, info
+
+    # ------------------------------------------------------------------ what the followers see
+    def rates_in_effect(self, state: SEDState, principal_action, params: SEDParams) -> jax.Array:
+        """The rates this step is taxed at: on a period's first step the Principal's action (within
+        the divergence bound), else the period's current rates. ``principal_action=None``: the
+        current rates (what an observer knows before the Principal has moved)."""
+        if principal_action is None:
+            return state.rates
+        proposed = tax.apply_divergence_bound(state.rates, self.rates_from_action(principal_action),
+                                              params.max_rate_change)
+        return jnp.where(state.t % self.period_len == 0, proposed, state.rates)
+
+    @property
+    def mechanism_obs_dim(self) -> int:
+        return 2 * self.num_brackets + 3
+
+    def mechanism_obs(self, state: SEDState, principal_action, params: SEDParams) -> jax.Array:
+        """What each follower observes of the mechanism at this step, ``(n, 2B + 3)`` float32: the
+        rates in effect (:meth:`rates_in_effect`: the Principal moves first, as a Stackelberg
+        leader), the bracket thresholds / ``INCOME_SCALE``, the position in the tax period and in the
+        voting round (fractions in [0, 1)), and last the agent's own raw apples so far this period /
+        ``INCOME_SCALE`` (where it stands in the brackets). Never the types or the vote."""
+        n = self.num_agents
+        rates = self.rates_in_effect(state, principal_action, params)
+        t = state.t
+        shared = jnp.concatenate([
+            rates, params.thresholds / INCOME_SCALE,
+            jnp.stack([(t % self.period_len) / self.period_len, (t % self.round_len) / self.round_len]),
+        ]).astype(jnp.float32)
+        own = (state.period_raw / INCOME_SCALE)[:, None].astype(jnp.float32)
+        return jnp.concatenate([jnp.broadcast_to(shared, (n, shared.shape[0])), own], -1)
 
     def principal_obs(self, state: SEDState, params: SEDParams) -> jax.Array:
         """Compact summary: last period's raw and post-tax income per agent, apples alive, current

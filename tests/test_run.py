@@ -33,7 +33,8 @@ TINY = [
 REQUIRED = ("chunk", "env_steps", "sps", "agent_sps", "wall_time", "agent_return", "apples_per_agent_step",
             "objective", "tax_rates", "equality", "productivity", "apples_alive", "voted",
             "objective_per_seed", "agent_return_per_seed", "tax_rates_per_seed", "agents/policy_loss",
-            "agents/value_loss", "agents/entropy", "principal/policy_loss")
+            "agents/value_loss", "agents/entropy", "principal/policy_loss", "zero_income_share",
+            "objective_first_round", "objective_last_round", "agent_return_first_round", "agent_return_last_round")
 TIMING = ("sps", "agent_sps", "chunk_time", "wall_time")
 CACHE_OPTIONS = {
     "jax_compilation_cache_dir": None,  # set by the fixture
@@ -138,6 +139,21 @@ def test_eval_writes_csv_and_gif(runs, tmp_path):
     np.testing.assert_allclose(raw.sum(1), income.sum(1), rtol=1e-4, atol=1e-3)  # taxes are redistributed
     with Image.open(tmp_path / "eval.gif") as im:
         assert im.format == "GIF" and im.n_frames == 30
+
+
+def test_eval_under_a_fixed_schedule(runs, tmp_path, capsys):
+    """``--rates``: the trained agents under that schedule instead of the run's Principal."""
+    d = runs["root"] / "straight"
+    rc = eval_main([str(d), "--episodes", "2", "--gif-steps", "0", "--rates", "0,0.5,1", "--out", str(tmp_path)])
+    assert rc == 0
+    assert "fixed rates [0.0, 0.5, 1.0]" in capsys.readouterr().out
+    with open(tmp_path / "eval.csv") as f:
+        body = np.asarray(list(csv.reader(f))[1:], np.float64)
+    np.testing.assert_array_equal(body[:, 2:5], np.tile([0.0, 0.5, 1.0], (len(body), 1)))
+    for bad, msg in (("0,1", "needs 3 rates"), ("0,0.5,2", "rates in [0, 1]"), ("a,b,c", "comma-separated")):
+        assert eval_main([str(d), "--gif-steps", "0", "--rates", bad, "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "--rates" in err and msg in err, err
 
 
 def test_eval_missing_checkpoint(tmp_path, capsys):

@@ -148,6 +148,52 @@ def test_rates_set_only_at_period_starts(game, start):
     assert traj["done"][EPISODE - 1] and (traj["rates"][EPISODE - 1] == 0).all()
 
 
+def test_mechanism_obs_shows_the_rates_in_effect(game, start):
+    """What the followers see (Stackelberg: the Principal moves first): on a period's first step the
+    rates the Principal's action sets (within the divergence bound), on later steps the period's
+    rates; thresholds / 10, the position in the period and the round, own apples this period / 10."""
+    env, params = game.env, game.params
+    _, st = start
+    mech = jax.jit(env.mechanism_obs)
+    levels = jnp.array([10, 5, 0])
+    st0 = st.replace(period_raw=jnp.array([0.0, 3.0, 1.0, 12.0]))
+    m = np.asarray(mech(st0, levels, params))
+    assert m.shape == (N_AGENTS, env.mechanism_obs_dim) == (4, 9)
+    np.testing.assert_allclose(m[:, :3], np.tile([1.0, 0.5, 0.0], (4, 1)))  # the new rates
+    np.testing.assert_allclose(m[:, 3:6], np.tile(np.array(THRESHOLDS) / 10, (4, 1)))
+    np.testing.assert_allclose(m[:, 6:8], 0.0)
+    np.testing.assert_allclose(m[:, 8], [0.0, 0.3, 0.1, 1.2], rtol=1e-6)
+    # Within the divergence bound 0.1 from the current rates 0.
+    m = np.asarray(mech(st0, levels, params.replace(max_rate_change=jnp.float32(0.1))))
+    np.testing.assert_allclose(m[:, :3], np.tile([0.1, 0.1, 0.0], (4, 1)), rtol=1e-6)
+    # Mid-period (t = 7: step 1 of period 1, step 7 of the 12-step round): the action is ignored.
+    mid = st0.replace(grid=st0.grid.replace(t=jnp.int32(7)), rates=jnp.array([0.2, 0.4, 0.6]))
+    m = np.asarray(mech(mid, levels, params))
+    np.testing.assert_allclose(m[:, :3], np.tile([0.2, 0.4, 0.6], (4, 1)), rtol=1e-6)
+    np.testing.assert_allclose(m[:, 6:8], np.tile([1 / PERIOD, 7 / ROUND_LEN], (4, 1)), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(mech(st0, None, params))[:, :3], 0.0)  # before the Principal moves
+    # On a trajectory: the rates shown before each step are the rates the step is taxed at.
+    k = jax.random.key(3)
+    for s in range(8):
+        k, ka, ks = jax.random.split(k, 3)
+        a = env.action_space(params).sample(ka)
+        shown = np.asarray(mech(st, a["principal"], params))[0, :3]
+        _, st, _, _, info = game.step_env(ks, st, a, params)
+        np.testing.assert_allclose(shown, np.asarray(info["rates"]), rtol=1e-6)
+
+
+def test_reset_with_types_plays_the_given_population(game):
+    env, params = game.env, game.params
+    sigma, beta = jnp.array([0.1, 0.2, 0.3, 0.4]), jnp.array([1.0, 0.0, 0.5, 0.25])
+    obs, st = jax.jit(env.reset_with_types)(jax.random.key(5), params, sigma, beta)
+    np.testing.assert_array_equal(np.asarray(st.sigma), np.asarray(sigma))
+    np.testing.assert_array_equal(np.asarray(st.beta), np.asarray(beta))
+    np.testing.assert_allclose(float(st.voted), 0.25, rtol=1e-6)  # the vote is on the given sigma
+    # Same world as reset_env with the same key (only the types differ).
+    _, st_ref = game.reset(jax.random.key(5), params)
+    np.testing.assert_array_equal(np.asarray(st.grid.pos), np.asarray(st_ref.grid.pos))
+
+
 @pytest.mark.parametrize("scale", [1.0, 0.5])
 def test_tax_settlement_and_principal_reward(game, start, scale):
     _, st = start

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 PRINCIPAL_KINDS = ("ppo", "none", "fixed", "random")
 NETWORKS = ("cnn", "mlp")
+RATE_HEADS = ("ordinal", "categorical")
 PPO_GROUPS = ("agents", "principal")
 
 
@@ -110,8 +111,11 @@ def validate_train(cfg, env):
     for key in ("train.num_envs", "train.rollout_len", "train.total_env_steps", "train.num_seeds",
                 "train.chunks", "principal.update_every"):
         positive_int(cfg, key)
-    for key in ("train.resume", "train.checkpoint", "train.plots", "agents.use_types"):
+    for key in ("train.resume", "train.checkpoint", "train.plots", "agents.observe_mechanism", "types.per_env",
+                "principal.shared_head", "principal.factored_ratio"):
         boolean(cfg, key)
+    if get(cfg, "agents.use_types") is not None:
+        boolean(cfg, "agents.use_types")
     for group in PPO_GROUPS:
         number(cfg, f"{group}.lr", 0.0)
         boolean(cfg, f"{group}.anneal_lr")
@@ -122,6 +126,9 @@ def validate_train(cfg, env):
         for name in ("epochs", "minibatches", "hidden"):
             positive_int(cfg, f"{group}.{name}")
     one_of(cfg, "agents.network", NETWORKS)
+    one_of(cfg, "principal.rate_head", RATE_HEADS)
+    if number(cfg, "principal.bracket_scale", 0.0, 1.0) <= 0.0:
+        raise ValueError("principal.bracket_scale must be in (0, 1] (the per-bracket part must be able to learn)")
     if one_of(cfg, "principal.kind", PRINCIPAL_KINDS) == "fixed":
         check_rates(get(cfg, "principal.rates"), env.num_brackets)
     number(cfg, "tax.anneal_start", 0.0, 1.0)

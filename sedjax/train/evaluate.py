@@ -1,11 +1,17 @@
-"""``sedjax-eval <run folder> [--episodes N] [--seed S] [--gif-steps K]``: play a trained run.
+"""``sedjax-eval <run folder> [--episodes N] [--seed S] [--gif-steps K] [--rates R0,R1,...]``: play a trained run.
 
 Loads ``config.yaml`` and the checkpoint of a run folder written by ``sedjax-train`` (training seed
 ``--train-seed``, default 0, of the vmapped runner), and plays ``N`` full episodes (in parallel,
 ``jax.vmap``) with the trained policies: the agents sample from their shared policy; the Principal
 acts at the start of each tax period, both exactly as in training: each tax period is the trainer's
 own ``play_period`` (:mod:`sedjax.train.policy`), one jitted ``lax.scan`` of ``env.step_env`` over
-its steps, vmapped over the episodes (the host loops over periods only).
+its steps, vmapped over the episodes (the host loops over periods only). The agents play with the
+population they were trained with (``types.per_env=false``: the run's one type vector; with
+``types.per_env=true`` every episode draws its own, as in training).
+
+``--rates 0,0.5,1`` replaces the run's Principal by that fixed schedule (one rate per bracket), so
+one sees how the trained agents respond to a schedule (same outputs; pass ``--out`` to keep the
+Principal's).
 
 Writes, into the run folder (or ``--out``):
 
@@ -92,10 +98,22 @@ def _frames_to_gif(env, grids, rates, ts, period_len, path: Path, duration_ms: i
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
 
 
+def parse_rates(text) -> list[float]:
+    """``"0,0.5,1"`` (or a sequence of numbers) -> ``[0.0, 0.5, 1.0]``."""
+    if isinstance(text, str):
+        try:
+            return [float(x) for x in text.replace(" ", "").split(",") if x != ""]
+        except ValueError:
+            raise ValueError(f"--rates must be comma-separated numbers in [0, 1], got {text!r}") from None
+    return [float(x) for x in text]
+
+
 def evaluate(run_dir, episodes: int = 2, seed: int = 0, gif_steps: int = 200, train_seed: int = 0,
-             out_dir=None, verbose: bool = True) -> dict:
+             out_dir=None, verbose: bool = True, rates=None) -> dict:
     """Play ``episodes`` episodes of the trained run in ``run_dir``; write ``eval.csv`` and
-    ``eval.gif`` to ``out_dir`` (default ``run_dir``); return a summary dict."""
+    ``eval.gif`` to ``out_dir`` (default ``run_dir``); return a summary dict. ``rates`` (one per
+    bracket, or ``"0,0.5,1"``): play the trained agents under that fixed schedule instead of the
+    run's Principal."""
     say = print if verbose else (lambda *a, **k: None)
     run_dir = Path(run_dir)
     out_dir = run_dir if out_dir is None else Path(out_dir)
@@ -106,6 +124,15 @@ def evaluate(run_dir, episodes: int = 2, seed: int = 0, gif_steps: int = 200, tr
     if not cfg_path.exists():
         raise FileNotFoundError(f"{cfg_path} not found: is {run_dir} a sedjax-train run folder?")
     cfg = OmegaConf.load(cfg_path)
+    if rates is not None:
+        # The trained agents under a fixed schedule: the same program with principal.kind=fixed
+        # (the checkpoint's Principal parameters are loaded and ignored).
+        from sedjax.envs import from_config
+        from sedjax.train.config import check_rates
+
+        rates = check_rates(parse_rates(rates), from_config(cfg)[0].num_brackets, path="--rates").tolist()
+        cfg = cfg.copy()
+        cfg.principal.kind, cfg.principal.rates = "fixed", rates
     program = make_train(cfg)
     env, params, S = program.env, program.params, program.schedule
     num_seeds = int(cfg.train.num_seeds)
@@ -121,11 +148,14 @@ def evaluate(run_dir, episodes: int = 2, seed: int = 0, gif_steps: int = 200, tr
 
     n, B = env.num_agents, env.num_brackets
     P, periods = S.period_len, S.periods_per_episode
+    who = f"fixed rates {rates}" if rates is not None else f"principal={cfg.principal.kind}"
     say(f"sedjax-eval: {run_dir} (after chunk {meta.get('chunk')}/{meta.get('num_chunks')}, training seed "
-        f"{train_seed}), {episodes} episode(s) x {periods} periods x {P} steps, principal={cfg.principal.kind}")
+        f"{train_seed}), {episodes} episode(s) x {periods} periods x {P} steps, {who}")
 
     k_reset, k_play = jax.random.split(jax.random.key(int(seed)))
-    obs, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(k_reset, episodes), params)
+    # The trained population: the run's one type vector (seed train_seed, all its envs share it).
+    population = (runner.env_state.sigma[0], runner.env_state.beta[0])
+    obs, state = jax.jit(program.reset_envs, static_argnums=1)(k_reset, episodes, population)
     carry = (obs, state, k_play)
     period_fn = make_period_fn(program)
 
@@ -161,13 +191,16 @@ def evaluate(run_dir, episodes: int = 2, seed: int = 0, gif_steps: int = 200, tr
     stack = {k: np.stack([o[k] for o in outs], 1) for k in outs[0]}  # (episodes, periods, ...)
     ep_apples = stack["raw"].sum((1, 2))  # raw apples per episode (all agents)
     ep_objective = stack["objective"].mean(1)
-    equality = np.asarray(welfare.equality(stack["income"]))  # (episodes, periods)
+    eq = welfare.equality_stats(stack["income"], axis=1)  # per episode, over its earning periods
+    equality = np.asarray(eq.equality)
     summary = {
         "episodes": episodes, "periods": periods, "rows": len(rows),
         "objective": (float(ep_objective.mean()), float(ep_objective.std())),
         "apples_per_episode": (float(ep_apples.mean()), float(ep_apples.std())),
         "apples_per_agent_step": float(stack["raw"].mean() / P),
         "equality": (float(equality.mean()), float(equality.std())),
+        "zero_income_share": float(np.asarray(eq.zero_income_share).mean()),
+        "rates_fixed": rates,
         "apples_alive": (float(stack["apples_alive"].mean()), float(stack["apples_alive"].std())),
         "voted": float(stack["voted"].mean()),
         "tax_rates": stack["rates"].mean((0, 1)).tolist(),
@@ -188,7 +221,8 @@ def format_eval_summary(s: dict) -> str:
         f"{'objective (per period)':<24}  {pm(s['objective'])}",
         f"{'apples per episode':<24}  {pm(s['apples_per_episode'])}",
         f"{'apples per agent-step':<24}  {s['apples_per_agent_step']:.4f}",
-        f"{'equality (1 - Gini)':<24}  {pm(s['equality'])}",
+        f"{'equality (1 - Gini)':<24}  {pm(s['equality'])}  (periods in which someone earns)",
+        f"{'zero-income periods':<24}  {s['zero_income_share']:.4f}",
         f"{'apples alive':<24}  {pm(s['apples_alive'])}",
         f"{'voted parameter':<24}  {s['voted']:.4f}",
         f"{'mean tax rates':<24}  " + " ".join(f"{r:.3f}" for r in s["tax_rates"]),
@@ -206,10 +240,12 @@ def main(argv=None) -> int:
                     help="steps of the first episode in eval.gif, one frame each (0: no GIF); default 200")
     ap.add_argument("--train-seed", type=int, default=0, help="which of the run's seeds to load; default 0")
     ap.add_argument("--out", default=None, help="output folder (default: the run folder)")
+    ap.add_argument("--rates", default=None,
+                    help="a fixed schedule, one rate per bracket (e.g. 0,0.5,1), instead of the run's Principal")
     a = ap.parse_args(argv)
     try:
         evaluate(a.run_dir, episodes=a.episodes, seed=a.seed, gif_steps=a.gif_steps, train_seed=a.train_seed,
-                 out_dir=a.out)
+                 out_dir=a.out, rates=a.rates)
     except (FileNotFoundError, ValueError) as e:
         print(f"sedjax-eval: error: {e}", file=sys.stderr)
         return 2

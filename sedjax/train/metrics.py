@@ -12,8 +12,14 @@ ones, :data:`MAIN_METRICS`, are also kept per seed under ``<name>_per_seed``):
 * ``apples_per_agent_step``: raw apples collected per agent per step;
   ``productivity`` = apples per env step (all agents) = ``apples_per_agent_step x num_agents``.
 * ``objective``: the Principal's objective per tax period (its reward); ``tax_rates``: the mean rate
-  per bracket; ``equality``: 1 - Gini of the period's post-tax income; ``voted``: the voted
-  objective parameter (eta or p); ``apples_alive``: apples on the map (mean over steps).
+  per bracket; ``voted``: the voted objective parameter (eta or p); ``apples_alive``: apples on the
+  map (mean over steps).
+* ``equality``: mean 1 - Gini of post-tax period income over the periods in which someone earns
+  (NaN if none did in the chunk); ``zero_income_share``: the share of periods in which nobody earns.
+  A collapsed commons shows as a high ``zero_income_share``, never as perfect equality.
+* ``objective_first_round`` / ``objective_last_round`` and ``agent_return_first_round`` /
+  ``agent_return_last_round``: the same over the periods of an episode's first and last voting round
+  (equal when an episode is one round).
 * everything else the program's chunk reports (losses, ``transfer_scale``, ``income`` per agent).
 """
 
@@ -26,10 +32,12 @@ from typing import Any
 import numpy as np
 
 # Metrics also kept per seed in metrics.jsonl (``<name>_per_seed``) and summarised at the end.
+PHASE_METRICS = ("objective_first_round", "objective_last_round", "agent_return_first_round",
+                 "agent_return_last_round")
 MAIN_METRICS = ("objective", "agent_return", "apples_per_agent_step", "productivity", "apples_alive",
-                "equality", "voted", "tax_rates")
+                "equality", "zero_income_share", "voted", "tax_rates") + PHASE_METRICS
 SUMMARY_METRICS = ("objective", "agent_return", "productivity", "apples_per_agent_step", "apples_alive",
-                   "equality", "voted", "mean_tax_rate")
+                   "equality", "zero_income_share", "voted", "mean_tax_rate") + PHASE_METRICS
 TIMING_METRICS = ("sps", "agent_sps", "chunk_time", "wall_time")
 
 
@@ -50,9 +58,19 @@ def chunk_record(metrics: dict, *, chunk: int, num_chunks: int, env_steps: int, 
     floats and vectors (``tax_rates``, ``income``) lists. Adds the derived ``agent_return`` and
     ``productivity``, and ``<name>_per_seed`` for :data:`MAIN_METRICS`.
     """
-    per_seed = {k: np.asarray(v, np.float64).mean(axis=1) for k, v in metrics.items()}
-    if "agent_reward" in per_seed:
-        per_seed["agent_return"] = per_seed["agent_reward"] * round_len
+    per_seed = {k: np.asarray(v, np.float64).mean(axis=1) for k, v in metrics.items() if not k.startswith("ratio/")}
+    # Ratios: numerators and denominators summed over the chunk's iterations, then divided (NaN
+    # where the chunk holds no period to average over, e.g. no period in which anyone earns).
+    for k in metrics:
+        if k.startswith("ratio/") and k.endswith("/num"):
+            name = k[len("ratio/"):-len("/num")]
+            num = np.asarray(metrics[k], np.float64).sum(axis=1)
+            den = np.asarray(metrics[f"ratio/{name}/den"], np.float64).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                per_seed[name] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    for k in list(per_seed):
+        if k.startswith("agent_reward"):
+            per_seed["agent_return" + k[len("agent_reward"):]] = per_seed[k] * round_len
     if "apples_per_agent_step" in per_seed:
         per_seed["productivity"] = per_seed["apples_per_agent_step"] * num_agents
     rec: dict[str, Any] = {"chunk": int(chunk), "num_chunks": int(num_chunks), "env_steps": int(env_steps)}

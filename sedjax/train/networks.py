@@ -57,8 +57,9 @@ class PatchConv(nn.Module):
 
 class AgentNet(nn.Module):
     """One network shared by all agents: a small CNN (or MLP) over the egocentric view, plus the
-    agent's one-hot id (and optionally its type), then two dense layers, to policy logits and a
-    value."""
+    agent's one-hot id, optionally its type ``(sigma, beta)`` and what it observes of the mechanism
+    (:meth:`sedjax.sed.SED.mechanism_obs`: rates, thresholds, position in the period and round, own
+    apples this period), then two dense layers, to policy logits and a value."""
 
     num_actions: int
     num_agents: int
@@ -66,15 +67,16 @@ class AgentNet(nn.Module):
     hidden: int = 128
 
     @nn.compact
-    def __call__(self, obs, agent_id, types=None):
+    def __call__(self, obs, agent_id, types=None, mech=None):
         x = obs.astype(jnp.float32)
         if self.network == "cnn":
             # One strided 3x3 layer (11x11 -> 5x5x16): the view is small and CPU time is precious.
             x = nn.relu(PatchConv(16, 3, 2)(x))
         x = x.reshape(x.shape[: -3] + (-1,))
         extra = [jnp.broadcast_to(jax.nn.one_hot(agent_id, self.num_agents), x.shape[:-1] + (self.num_agents,))]
-        if types is not None:
-            extra.append(jnp.broadcast_to(types, x.shape[:-1] + types.shape[-1:]))
+        for v in (types, mech):
+            if v is not None:
+                extra.append(jnp.broadcast_to(v, x.shape[:-1] + v.shape[-1:]).astype(jnp.float32))
         x = jnp.concatenate([x] + extra, -1)
         x = nn.relu(_dense(self.hidden)(x))
         x = nn.relu(_dense(self.hidden)(x))
@@ -83,14 +85,55 @@ class AgentNet(nn.Module):
         return logits, value
 
 
+ORDINAL_SCALE_INIT = 0.6  # the initial spread: logits within 0.35 of each other, close to uniform
+ORDINAL_SCALE_MIN = 0.05
+
+
+def ordinal_logits(loc_scale, rate_levels: int):
+    """A discretised Gaussian over the rate grid {0, 1/(L-1), ..., 1}: ``logit_l = -((r_l - mu) /
+    s)^2 / 2`` with ``mu = 0.5 + loc_scale[..., 0]`` (unbounded: beyond the grid's ends the mass
+    piles on the end level) and ``s = ORDINAL_SCALE_MIN + softplus(loc_scale[..., 1] + c)``, ``c`` such
+    that ``s = ORDINAL_SCALE_INIT`` at 0. Rates are ordered: evidence that a higher rate is better
+    moves the whole distribution up, where 11 free logits learn each level on its own (and a PPO
+    Principal settles on 0.9 when 1.0 is optimal). (..., 2) -> (..., L)."""
+    c = np.log(np.expm1(ORDINAL_SCALE_INIT - ORDINAL_SCALE_MIN))
+    mu = 0.5 + loc_scale[..., 0:1]
+    s = ORDINAL_SCALE_MIN + jax.nn.softplus(loc_scale[..., 1:2] + c)
+    grid = jnp.linspace(0.0, 1.0, rate_levels)
+    return -0.5 * jnp.square((grid - mu) / s)
+
+
 class PrincipalNet(nn.Module):
-    """The Principal: an MLP over its compact observation. Discrete: one 11-way categorical head per
-    bracket; continuous: a Beta per bracket (rates in (0, 1))."""
+    """The Principal: an MLP over its compact observation. Discrete: an 11-way categorical per
+    bracket; continuous: a Beta per bracket (rates in (0, 1)).
+
+    ``shared_head`` (default): each bracket's logits (or Beta concentrations) are a part common to
+    all brackets plus ``bracket_scale`` x a part of the bracket's own. Evidence about the rate in
+    the brackets incomes reach then carries over to brackets they rarely reach, which the objective
+    gives no gradient (on the default map, with a depleted commons, nobody reaches 10 apples per
+    period). ``bracket_scale`` < 1 makes the per-bracket part learn slower than the shared one
+    (with Adam every parameter moves at about the learning rate, so the scale is an effective
+    learning-rate ratio): a prior that brackets share a rate unless the objective keeps saying
+    otherwise; without it (``1``) the bracket incomes reach absorbs about half of the signal on its
+    own part and the shared part, which also carries the other brackets' noise, moves slower.
+    ``shared_head=False``: independent heads (the previous network).
+
+    ``rate_head`` (discrete rates): ``ordinal`` (default, :func:`ordinal_logits`: a location and a
+    spread per bracket) or ``categorical`` (one free logit per level, the previous network)."""
 
     num_brackets: int
     rate_levels: int = 11
     continuous: bool = False
     hidden: int = 64
+    shared_head: bool = True
+    rate_head: str = "ordinal"
+    bracket_scale: float = 1.0
+
+    def _head(self, x, width):
+        out = _dense(self.num_brackets * width, 0.01)(x).reshape(x.shape[:-1] + (self.num_brackets, width))
+        if self.shared_head:
+            out = self.bracket_scale * out + _dense(width, 0.01)(x)[..., None, :]
+        return out
 
     @nn.compact
     def __call__(self, obs):
@@ -98,11 +141,12 @@ class PrincipalNet(nn.Module):
         x = nn.tanh(_dense(self.hidden)(x))
         value = _dense(1, 1.0)(x)[..., 0]
         if self.continuous:
-            ab = _dense(2 * self.num_brackets, 0.01)(x).reshape(x.shape[:-1] + (self.num_brackets, 2))
-            ab = 1.0 + jax.nn.softplus(ab)  # concentrations > 1: unimodal, finite log-probs
+            ab = 1.0 + jax.nn.softplus(self._head(x, 2))  # concentrations > 1: unimodal, finite log-probs
             dist = distrax.Independent(distrax.Beta(ab[..., 0], ab[..., 1]), 1)
+        elif self.rate_head == "ordinal":
+            logits = ordinal_logits(self._head(x, 2), self.rate_levels)
+            dist = distrax.Independent(distrax.Categorical(logits=logits), 1)
         else:
-            logits = _dense(self.num_brackets * self.rate_levels, 0.01)(x)
-            logits = logits.reshape(x.shape[:-1] + (self.num_brackets, self.rate_levels))
+            logits = self._head(x, self.rate_levels)
             dist = distrax.Independent(distrax.Categorical(logits=logits), 1)
         return dist, value

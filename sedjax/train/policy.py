@@ -3,10 +3,14 @@
 
 :func:`make_policy` (cfg, env) -> :class:`Policy`, a NamedTuple of the networks and pure functions:
 
-* ``agent_forward(agent_params, agent_obs, state) -> (logits, value)`` and
-  ``agent_act(key, agent_params, agent_obs, state) -> (action, logp, value)``: the agents' shared
-  network (with ``agents.use_types`` it also sees each agent's (sigma, beta) from ``state``);
-  any leading batch axes (envs) before the agent axis.
+* ``agent_inputs(state, principal_action, env_params) -> dict``: the agents' inputs besides the
+  view, for a batch of envs: ``"mech"`` (``agents.observe_mechanism``, on by default: the rates in
+  effect, thresholds, position in the period and round, own apples this period, from
+  :meth:`sedjax.sed.SED.mechanism_obs`) and ``"types"`` (``agents.use_types``: each agent's
+  (sigma, beta)); empty for the blind agents of the authors' code.
+* ``agent_forward(agent_params, agent_obs, inputs) -> (logits, value)`` and
+  ``agent_act(key, agent_params, agent_obs, inputs) -> (action, logp, value)``: the agents' shared
+  network; any leading batch axes (envs) before the agent axis.
 * ``principal_act(key, principal_params, principal_obs) -> (action, logp, value)``: the
   Principal's rates for the period starting now, for a batch of observations ``(..., obs_dim)``:
   ``ppo`` samples its policy; ``none`` / ``fixed`` / ``random`` are the baselines (logp = value = 0).
@@ -38,6 +42,7 @@ class Step(NamedTuple):
     """One env step of a batch of envs, as seen by ``record``."""
 
     obs: Any  # observation dict the agents acted on
+    inputs: dict  # the agents' other inputs (``agent_inputs``) they acted on
     state: Any  # state before the step
     action: jax.Array  # agents' actions (envs, agents)
     logp: jax.Array
@@ -62,7 +67,10 @@ class Policy(NamedTuple):
     agent_net: AgentNet
     principal_net: PrincipalNet
     use_types: bool
+    observe_mechanism: bool
     init: Callable  # (key_agents, key_principal, batched obs) -> (agent_params, principal_params)
+    principal_logp: Callable  # (dist, action) -> the log-probability of PPO's ratio
+    agent_inputs: Callable
     agent_forward: Callable
     agent_act: Callable
     principal_act: Callable
@@ -74,38 +82,70 @@ def agent_types(state) -> jax.Array:
     return jnp.stack([state.sigma, state.beta], -1)
 
 
+def resolve_use_types(cfg) -> bool:
+    """``agents.use_types``; ``null`` (the default) means: feed the types exactly when they differ
+    between envs (``types.per_env``), since with one population per seed the id identifies them."""
+    v = cfg.agents.use_types
+    return bool(cfg.types.per_env) if v is None else bool(v)
+
+
 def make_policy(cfg, env) -> Policy:
     ac, pc = cfg.agents, cfg.principal
     n, B = env.num_agents, env.num_brackets
     P = int(env.period_len)
-    use_types = bool(ac.use_types)
+    use_types = resolve_use_types(cfg)
+    observe_mechanism = bool(ac.observe_mechanism)
+    factored = bool(pc.factored_ratio)
     kind = str(pc.kind)
     rates_fixed = jnp.asarray(fixed_rates(cfg)) if kind == "fixed" else None
     agent_net = AgentNet(env.grid.num_actions, n, str(ac.network), int(ac.hidden))
-    principal_net = PrincipalNet(B, env.rate_levels, env.continuous_rates, int(pc.hidden))
+    principal_net = PrincipalNet(B, env.rate_levels, env.continuous_rates, int(pc.hidden), bool(pc.shared_head),
+                                 str(pc.rate_head), float(pc.bracket_scale))
     agent_ids = jnp.arange(n)
     v_step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
+    v_mech = jax.vmap(env.mechanism_obs, in_axes=(0, 0, None))
+
+    def agent_inputs(state, principal_action, env_params):
+        """For a batch of envs (``state`` batched; ``principal_action`` batched or None)."""
+        out = {}
+        if observe_mechanism:
+            if principal_action is None:  # before the Principal moves: the current rates
+                out["mech"] = jax.vmap(env.mechanism_obs, in_axes=(0, None, None))(state, None, env_params)
+            else:
+                out["mech"] = v_mech(state, principal_action, env_params)
+        if use_types:
+            out["types"] = agent_types(state)
+        return out
 
     def init(k_agents, k_principal, obs):
-        dummy_types = jnp.zeros((n, 2)) if use_types else None
-        a_params = agent_net.init(k_agents, obs["agents"][0], agent_ids, dummy_types)
+        dummy = {}
+        if observe_mechanism:
+            dummy["mech"] = jnp.zeros((n, env.mechanism_obs_dim))
+        if use_types:
+            dummy["types"] = jnp.zeros((n, 2))
+        a_params = agent_net.init(k_agents, obs["agents"][0], agent_ids, **dummy)
         p_params = principal_net.init(k_principal, obs["principal"][0])
         return a_params, p_params
 
-    def agent_forward(a_params, agent_obs, state):
-        return agent_net.apply(a_params, agent_obs, agent_ids, agent_types(state) if use_types else None)
+    def agent_forward(a_params, agent_obs, inputs):
+        return agent_net.apply(a_params, agent_obs, agent_ids, **inputs)
 
-    def sample_agents(key, a_params, agent_obs, state):
-        logits, value = agent_forward(a_params, agent_obs, state)
+    def sample_agents(key, a_params, agent_obs, inputs):
+        logits, value = agent_forward(a_params, agent_obs, inputs)
         dist = distrax.Categorical(logits=logits)
         action = dist.sample(seed=key)
         return action, dist.log_prob(action), value
+
+    def principal_logp(dist, action):
+        """The log-probability PPO's ratio is taken of: per bracket ``(..., B)`` with
+        ``principal.factored_ratio`` (each bracket's ratio clipped on its own), else the joint."""
+        return dist.distribution.log_prob(action) if factored else dist.log_prob(action)
 
     def principal_act(key, p_params, pobs):
         if kind == "ppo":
             dist, value = principal_net.apply(p_params, pobs)
             action = dist.sample(seed=key)
-            return action, dist.log_prob(action), value
+            return action, principal_logp(dist, action), value
         batch = pobs.shape[:-1]
         zeros = jnp.zeros(batch)
         if kind == "none":
@@ -130,12 +170,15 @@ def make_policy(cfg, env) -> Policy:
         def step(c, _):
             obs, state, key = c
             key, k_a, k_e = jax.random.split(key, 3)
-            action, logp, value = act(k_a, a_params, obs["agents"], state)
+            inputs = agent_inputs(state, p_action, env_params)
+            action, logp, value = act(k_a, a_params, obs["agents"], inputs)
             obs2, state2, reward, done, info = v_step(
                 jax.random.split(k_e, num_envs), state, {"agents": action, "principal": p_action}, env_params)
-            return (obs2, state2, key), record(Step(obs, state, action, logp, value, obs2, state2, reward, done, info))
+            return (obs2, state2, key), record(
+                Step(obs, inputs, state, action, logp, value, obs2, state2, reward, done, info))
 
         carry, records = jax.lax.scan(step, (obs, state, key), None, P)
         return carry, PeriodStart(p_obs, p_action, p_logp, p_value), records
 
-    return Policy(agent_net, principal_net, use_types, init, agent_forward, sample_agents, principal_act, play_period)
+    return Policy(agent_net, principal_net, use_types, observe_mechanism, init, principal_logp, agent_inputs,
+                  agent_forward, sample_agents, principal_act, play_period)

@@ -64,9 +64,16 @@ def ppo_update(key, ts: TrainState, batch, loss_fn, cfg: PPOConfig):
 
 
 def clipped_loss(new_logp, old_logp, adv, value, old_value, ret, entropy, cfg: PPOConfig):
+    """The clipped PPO loss. ``new_logp`` / ``old_logp`` may carry trailing axes beyond ``adv``'s
+    (a factored action, e.g. one rate per bracket): each factor's ratio is then clipped on its own
+    and the surrogates are summed over the factors, so a factor the advantage says nothing about
+    (a bracket no income reaches) cannot use up the others' trust region, as it does in the ratio
+    of the joint log-probability."""
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     ratio = jnp.exp(new_logp - old_logp)
-    pg = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv).mean()
+    a = adv.reshape(adv.shape + (1,) * (ratio.ndim - adv.ndim))
+    surr = jnp.minimum(ratio * a, jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * a)
+    pg = -surr.reshape(surr.shape[: adv.ndim] + (-1,)).sum(-1).mean()
     v_clip = old_value + jnp.clip(value - old_value, -cfg.clip_eps, cfg.clip_eps)
     vf = 0.5 * jnp.maximum((value - ret) ** 2, (v_clip - ret) ** 2).mean()
     ent = entropy.mean()

@@ -34,7 +34,7 @@ from flax.training.train_state import TrainState
 from sedjax import welfare
 from sedjax.envs import from_config as build_env
 from sedjax.train.config import validate_train
-from sedjax.train.policy import Policy, agent_types, make_policy
+from sedjax.train.policy import Policy, make_policy
 from sedjax.train.ppo import clipped_loss, gae, optimizer, ppo_config, ppo_update
 from sedjax.train.schedule import Schedule
 
@@ -57,6 +57,7 @@ class Program(NamedTuple):
     env: Any
     params: Any  # the env's params
     policy: Policy
+    reset_envs: Callable  # (key, num_envs, population=None) -> batched (obs, state): the trainer's reset
 
     def __call__(self, key):
         """``program(key)`` is ``program.train(key)`` (so ``jax.vmap(make_train(cfg))`` still works)."""
@@ -72,6 +73,34 @@ def seed_keys(seed: int, num_seeds: int) -> jax.Array:
 def seed_slice(runner, i: int = 0):
     """Seed ``i`` of a vmapped runner."""
     return jax.tree.map(lambda x: x[i], runner)
+
+
+def period_metrics(p_trs, rounds_per_episode: int) -> dict:
+    """The honest per-period metrics of an iteration's period transitions (leading axes: periods,
+    envs). Ratios are reported as ``ratio/<name>/num`` and ``.../den`` pairs, which
+    :func:`sedjax.train.metrics.chunk_record` sums over a chunk before dividing (an iteration may
+    hold no period of a phase, or no period in which anyone earns):
+
+    * ``equality``: mean 1 - Gini of post-tax income over the periods **in which someone earns**
+      (a period where nobody earns is not perfect equality); ``zero_income_share``: the share of
+      periods in which nobody earns, its own metric (:func:`sedjax.welfare.equality_stats`);
+    * ``objective`` and ``agent_reward`` over the periods of the episode's first and of its last
+      voting round (``..._first_round`` / ``..._last_round``), so that a commons that collapses
+      within an episode shows in the numbers.
+    """
+    income = p_trs["income"]
+    earning = welfare.earning(income)
+    out = {
+        "zero_income_share": 1.0 - earning.mean(),
+        "ratio/equality/num": jnp.where(earning, welfare.equality(income), 0.0).sum(),
+        "ratio/equality/den": earning.sum().astype(jnp.float32),
+    }
+    for phase, r in (("first_round", 0), ("last_round", rounds_per_episode - 1)):
+        mask = (p_trs["round"] == r).astype(jnp.float32)
+        for name in ("objective", "agent_reward"):
+            out[f"ratio/{name}_{phase}/num"] = (p_trs[name] * mask).sum()
+            out[f"ratio/{name}_{phase}/den"] = mask.sum()
+    return out
 
 
 def make_train(cfg, env=None) -> Program:
@@ -90,15 +119,41 @@ def make_train(cfg, env=None) -> Program:
     principal_kind = str(pc.kind)
     a_cfg, p_cfg = ppo_config(ac), ppo_config(pc)
     policy = make_policy(cfg, env)
-    agent_net, principal_net, use_types = policy.agent_net, policy.principal_net, policy.use_types
+    agent_net, principal_net = policy.agent_net, policy.principal_net
     agent_ids = jnp.arange(S.num_agents)
+    per_env_types = bool(cfg.types.per_env)
 
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
+    v_reset_types = jax.vmap(env.reset_with_types, in_axes=(0, None, None, None))
     v_reset_where = jax.vmap(env.reset_where, in_axes=(0, 0, 0, 0, None))
+
+    def reset_envs(key, num_envs: int, population=None):
+        """``num_envs`` fresh episodes. ``types.per_env=false`` (the default): one population
+        (``population = (sigma, beta)``, or one drawn from ``key``) shared by all of them, so an
+        agent's id identifies its type, as in the paper; ``true``: each env draws its own."""
+        k_types, k_env = jax.random.split(key)
+        if per_env_types:
+            return v_reset(jax.random.split(k_env, num_envs), params)
+        if population is None:
+            population = env.sample_types(k_types, params)
+        return v_reset_types(jax.random.split(k_env, num_envs), params, *population)
+
+    def reset_done(done, key, obs, state):
+        """The episode ends (time limits; all envs of a seed end together, rollouts are aligned to
+        them): a new world for each done env, the types kept, or with ``types.resample_on_reset``
+        a new draw (one for the whole batch when the population is shared)."""
+        k_types, k_reset = jax.random.split(key)
+        p = params
+        if not per_env_types:
+            sigma, beta = env.sample_types(k_types, params)
+            new = params.resample_on_reset & done[:, None]
+            state = state.replace(sigma=jnp.where(new, sigma, state.sigma), beta=jnp.where(new, beta, state.beta))
+            p = params.replace(resample_on_reset=jnp.asarray(False))  # the draw above is the resample
+        return v_reset_where(done, jax.random.split(k_reset, E), obs, state, p)
 
     def init(key):
         k_env, k_a, k_p, key = jax.random.split(key, 4)
-        obs, state = v_reset(jax.random.split(k_env, E), params)
+        obs, state = reset_envs(k_env, E)
         a_params, p_params = policy.init(k_a, k_p, obs)
         agents = TrainState.create(apply_fn=agent_net.apply, params=a_params, tx=optimizer(ac, S.agent_updates))
         principal = TrainState.create(apply_fn=principal_net.apply, params=p_params,
@@ -109,10 +164,8 @@ def make_train(cfg, env=None) -> Program:
         tr = {
             "obs": s.obs["agents"], "action": s.action, "logp": s.logp, "value": s.value,
             "reward": s.reward["agents"], "apples": s.info["apples_collected"],
-            "apples_alive": s.info["apples_alive"],
+            "apples_alive": s.info["apples_alive"], "inputs": s.inputs,
         }
-        if use_types:
-            tr["types"] = agent_types(s.state)
         return tr, s.reward["principal"], s.info
 
     def rollout(runner: Runner, sparams):
@@ -120,11 +173,14 @@ def make_train(cfg, env=None) -> Program:
             carry, start, (trs, p_rewards, infos) = policy.play_period(
                 runner.agents.params, runner.principal.params, carry, sparams, record_step)
             last = jax.tree.map(lambda x: x[-1], infos)  # the period's last step: settlement
+            t_end = carry[1].t  # steps done at the period's end (1 .. episode_len)
             p_tr = {
+                "round": (t_end - 1) // S.round_len,  # the period's voting round in the episode
+                "agent_reward": trs["reward"].mean((0, 2)),  # per agent-step, this period
                 "obs": start.obs, "action": start.action, "logp": start.logp, "value": start.value,
                 "reward": p_rewards[-1], "done": last["round_end"].astype(jnp.float32),
                 "objective": last["objective"], "rates": last["rates"], "voted": last["voted"],
-                "equality": welfare.equality(last["income"]), "income": last["income"],
+                "income": last["income"],
             }
             return carry, (trs, p_tr)
 
@@ -135,14 +191,14 @@ def make_train(cfg, env=None) -> Program:
         return runner.replace(obs=obs, env_state=state, key=key), trs, p_trs
 
     def agent_loss(p, mb):
-        logits, value = agent_net.apply(p, mb["obs"], mb["id"], mb["types"] if use_types else None)
+        logits, value = agent_net.apply(p, mb["obs"], mb["id"], **mb["inputs"])
         dist = distrax.Categorical(logits=logits)
         return clipped_loss(dist.log_prob(mb["action"]), mb["logp"], mb["adv"], value, mb["value"],
                             mb["ret"], dist.entropy(), a_cfg)
 
     def principal_loss(p, mb):
         dist, value = principal_net.apply(p, mb["obs"])
-        return clipped_loss(dist.log_prob(mb["action"]), mb["logp"], mb["adv"], value, mb["value"],
+        return clipped_loss(policy.principal_logp(dist, mb["action"]), mb["logp"], mb["adv"], value, mb["value"],
                             mb["ret"], dist.entropy(), p_cfg)
 
     def agent_iteration(runner: Runner, _):
@@ -150,21 +206,23 @@ def make_train(cfg, env=None) -> Program:
         scale = anneal_start + (1.0 - anneal_start) * jnp.clip(env_steps / jnp.maximum(anneal_steps, 1.0), 0.0, 1.0)
         sparams = params.replace(transfer_scale=jnp.where(anneal_steps > 0, scale, 1.0).astype(jnp.float32))
         runner, trs, p_trs = rollout(runner, sparams)
-        _, last_value = policy.agent_forward(runner.agents.params, runner.obs["agents"], runner.env_state)
+        # Bootstrap from the state after the rollout, as seen before the next period's rates are
+        # chosen (its mechanism input shows the current rates).
+        _, last_value = policy.agent_forward(runner.agents.params, runner.obs["agents"],
+                                             policy.agent_inputs(runner.env_state, None, sparams))
         zeros = jnp.zeros_like(trs["reward"])
         adv, ret = gae(trs["reward"], trs["value"], last_value, zeros, a_cfg.gamma, a_cfg.gae_lambda)
         batch = {
             "obs": trs["obs"], "action": trs["action"], "logp": trs["logp"], "value": trs["value"],
             "adv": adv, "ret": ret, "id": jnp.broadcast_to(agent_ids, trs["action"].shape),
+            "inputs": trs["inputs"],
         }
-        if use_types:
-            batch["types"] = trs["types"]
         batch = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[3:]), batch)
         key, k_upd, k_reset = jax.random.split(runner.key, 3)
         agents, a_stats = ppo_update(k_upd, runner.agents, batch, agent_loss, a_cfg)
         # Episode time limit reached (rollouts are aligned to it): reset the world, keep types.
         done = runner.env_state.t >= S.episode_len
-        obs, state = v_reset_where(done, jax.random.split(k_reset, E), runner.obs, runner.env_state, params)
+        obs, state = reset_done(done, k_reset, runner.obs, runner.env_state)
         metrics = {
             "agent_reward": trs["reward"].mean(),
             "apples_per_agent_step": trs["apples"].mean(),
@@ -194,10 +252,10 @@ def make_train(cfg, env=None) -> Program:
         metrics.update({
             "objective": p_trs["objective"].mean(),
             "tax_rates": p_trs["rates"].mean((0, 1)),
-            "equality": p_trs["equality"].mean(),
             "voted": p_trs["voted"].mean(),
             "income": p_trs["income"].mean((0, 1)),
         })
+        metrics.update(period_metrics(p_trs, S.rounds_per_episode))
         return runner, metrics
 
     def chunk(runner: Runner):
@@ -206,4 +264,4 @@ def make_train(cfg, env=None) -> Program:
     def train(key):
         return jax.lax.scan(lambda r, _: chunk(r), init(key), None, S.num_chunks)
 
-    return Program(init, chunk, train, S, env, params, policy)
+    return Program(init, chunk, train, S, env, params, policy, reset_envs)
