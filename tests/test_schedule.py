@@ -21,19 +21,19 @@ def fake_env(period_len=50, periods_per_round=20, rounds_per_episode=4, num_agen
 
 
 def test_default_run():
-    # 16 envs x 200 steps x 2 agent iterations = 6400 env steps per Principal iteration; 640000
-    # steps = 100 iterations; a 4000-step episode is 10 iterations, so 10 chunks of one episode each.
+    # 16 envs x 200 steps x 1 agent iteration = 3200 env steps per Principal iteration; 640000
+    # steps = 200 iterations; a 4000-step episode is 20 iterations, so 10 chunks of one episode each.
     s = validate_train(compose_config([]), fake_env())
     assert (s.period_len, s.periods_per_round, s.rounds_per_episode) == (50, 20, 4)
     assert (s.round_len, s.episode_len, s.periods_per_episode) == (1000, 4000, 80)
-    assert (s.num_envs, s.rollout_len, s.periods_per_rollout, s.update_every) == (16, 200, 4, 2)
-    assert s.env_steps_per_iter == 6400
-    assert (s.num_iters, s.num_chunks, s.iters_per_chunk) == (100, 10, 10)
+    assert (s.num_envs, s.rollout_len, s.periods_per_rollout, s.update_every) == (16, 200, 4, 1)
+    assert s.env_steps_per_iter == 3200
+    assert (s.num_iters, s.num_chunks, s.iters_per_chunk) == (200, 10, 20)
     assert (s.steps_per_chunk, s.total_env_steps) == (64000, 640000)
     assert s.anneal_steps == pytest.approx(0.02 * 640000)
-    assert (s.agent_batch, s.principal_batch) == (16 * 200 * 7, 2 * 4 * 16)
+    assert (s.agent_batch, s.principal_batch) == (16 * 200 * 7, 1 * 4 * 16)
     # optimizer steps: iterations x agent iterations x epochs x minibatches (agents 4 x 4, Principal 4 x 2)
-    assert (s.agent_updates, s.principal_updates) == (100 * 2 * 4 * 4, 100 * 4 * 2)
+    assert (s.agent_updates, s.principal_updates) == (200 * 1 * 4 * 4, 200 * 4 * 2)
 
 
 BASE = ["train.num_envs=4", "train.rollout_len=200", "train.chunks=20"]
@@ -96,15 +96,21 @@ def test_env_steps_per_iteration():
 @pytest.mark.parametrize("overrides, match", [
     (["train.rollout_len=30"], r"train.rollout_len=30 must be a multiple of tax.period_len=50"),
     (["train.rollout_len=300"], r"train.rollout_len=300 must divide the episode length 4000"),
-    (["train.total_env_steps=1000"], r"train.total_env_steps=1000 is less than one Principal update .* = 6400"),
+    (["train.total_env_steps=1000"], r"train.total_env_steps=1000 is less than one Principal update .* = 3200"),
     (["agents.minibatches=3"], r"agents.minibatches=3 must divide .* = 22400"),
-    (["principal.minibatches=3"], r"principal.minibatches=3 must divide the Principal's batch of 128 periods"),
+    (["principal.minibatches=3"], r"principal.minibatches=3 must divide the Principal's batch of 64 periods"),
     (["train.num_envs=0"], r"train.num_envs must be a positive integer, got 0"),
     (["train.chunks=2.5"], r"train.chunks must be a positive integer, got 2.5"),
     (["agents.gamma=1.5"], r"agents.gamma must be a number in \[0, 1\], got 1.5"),
     (["principal.lr=-1"], r"principal.lr must be a number in \[0, inf\], got -1"),
     (["agents.network=rnn"], r"agents.network must be one of \('cnn', 'mlp'\), got 'rnn'"),
     (["principal.kind=greedy"], r"principal.kind must be one of"),
+    (["principal.rate_head=gaussian"], r"principal.rate_head must be one of \('ordinal', 'categorical'\)"),
+    (["principal.bracket_scale=0"], r"principal.bracket_scale must be in \(0, 1\]"),
+    (["principal.bracket_scale=2"], r"principal.bracket_scale must be a number in \[0, 1\], got 2"),
+    (["agents.use_types=yes"], r"agents.use_types must be true or false, got 'yes'"),
+    (["agents.observe_mechanism=1"], r"agents.observe_mechanism must be true or false, got 1"),
+    (["types.per_env=maybe"], r"types.per_env must be true or false, got 'maybe'"),
     (["tax.anneal_fraction=2"], r"tax.anneal_fraction must be a number in \[0, 1\], got 2"),
     (["principal=fixed", "principal.rates=[2,0,0]"], r"principal.rates must be rates in \[0, 1\], got \[2.0, 0.0, 0.0\]"),
     (["principal=fixed", "principal.rates=[0.1,0.2]"], r"principal.rates needs 3 rates"),
