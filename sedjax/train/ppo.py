@@ -20,12 +20,27 @@ class PPOConfig(NamedTuple):
     vf_coef: float
     epochs: int
     minibatches: int
+    adv_norm: str = "batch"  # "batch": each minibatch's advantages to mean 0, std 1; "none": as given
 
 
 def ppo_config(c) -> PPOConfig:
-    """The PPO hyper-parameters of a config group (``cfg.agents`` or ``cfg.principal``)."""
+    """The PPO hyper-parameters of a config group (``cfg.agents`` or ``cfg.principal``); a group's
+    ``adv_norm: running`` means the caller scales the advantages (so the loss takes them as given)."""
+    adv_norm = "none" if c.get("adv_norm", "batch") == "running" else "batch"
     return PPOConfig(float(c.gamma), float(c.gae_lambda), float(c.clip_eps), float(c.ent_coef),
-                     float(c.vf_coef), int(c.epochs), int(c.minibatches))
+                     float(c.vf_coef), int(c.epochs), int(c.minibatches), adv_norm)
+
+
+def running_scale(adv, ema_var, decay: float):
+    """Advantages centred on their batch mean and divided by the square root of an exponential
+    moving average of their variance over updates (``ema_var``: NaN before the first update).
+    Unlike per-batch normalisation, a batch that carries no signal (every reward 0, as when the
+    commons has collapsed and nobody earns) gives small advantages, not unit-size noise.
+    Returns ``(scaled advantages, new ema_var)``."""
+    centred = adv - adv.mean()
+    var = jnp.mean(jnp.square(centred))
+    ema = jnp.where(jnp.isnan(ema_var), var, decay * ema_var + (1.0 - decay) * var)
+    return centred / (jnp.sqrt(ema) + 1e-8), ema
 
 
 def gae(rewards, values, last_value, dones, gamma, lam):
@@ -69,7 +84,8 @@ def clipped_loss(new_logp, old_logp, adv, value, old_value, ret, entropy, cfg: P
     and the surrogates are summed over the factors, so a factor the advantage says nothing about
     (a bracket no income reaches) cannot use up the others' trust region, as it does in the ratio
     of the joint log-probability."""
-    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    if cfg.adv_norm == "batch":
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     ratio = jnp.exp(new_logp - old_logp)
     a = adv.reshape(adv.shape + (1,) * (ratio.ndim - adv.ndim))
     surr = jnp.minimum(ratio * a, jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * a)

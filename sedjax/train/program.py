@@ -35,7 +35,9 @@ from sedjax import welfare
 from sedjax.envs import from_config as build_env
 from sedjax.train.config import validate_train
 from sedjax.train.policy import Policy, make_policy
-from sedjax.train.ppo import clipped_loss, gae, optimizer, ppo_config, ppo_update
+from sedjax.train.ppo import clipped_loss, gae, optimizer, ppo_config, ppo_update, running_scale
+
+ADV_EMA_DECAY = 0.95  # per Principal update: about one default episode (20 updates) of memory
 from sedjax.train.schedule import Schedule
 
 
@@ -47,6 +49,7 @@ class Runner:
     obs: Any  # batched observation dict
     key: jax.Array
     iteration: jax.Array  # agent iterations done
+    principal_adv_var: jax.Array  # running variance of the Principal's advantages (principal.adv_norm=running)
 
 
 class Program(NamedTuple):
@@ -118,6 +121,7 @@ def make_train(cfg, env=None) -> Program:
     anneal_steps, anneal_start = S.anneal_steps, float(cfg.tax.anneal_start)
     principal_kind = str(pc.kind)
     a_cfg, p_cfg = ppo_config(ac), ppo_config(pc)
+    running_adv = str(pc.adv_norm) == "running"
     policy = make_policy(cfg, env)
     agent_net, principal_net = policy.agent_net, policy.principal_net
     agent_ids = jnp.arange(S.num_agents)
@@ -158,7 +162,7 @@ def make_train(cfg, env=None) -> Program:
         agents = TrainState.create(apply_fn=agent_net.apply, params=a_params, tx=optimizer(ac, S.agent_updates))
         principal = TrainState.create(apply_fn=principal_net.apply, params=p_params,
                                       tx=optimizer(pc, S.principal_updates))
-        return Runner(agents, principal, state, obs, key, jnp.zeros((), jnp.int32))
+        return Runner(agents, principal, state, obs, key, jnp.zeros((), jnp.int32), jnp.float32(jnp.nan))
 
     def record_step(s):
         tr = {
@@ -240,13 +244,17 @@ def make_train(cfg, env=None) -> Program:
         if principal_kind == "ppo":
             _, last_v = principal_net.apply(runner.principal.params, runner.obs["principal"])
             adv, ret = gae(p_trs["reward"], p_trs["value"], last_v, p_trs["done"], p_cfg.gamma, p_cfg.gae_lambda)
+            adv_var = runner.principal_adv_var
+            if running_adv:
+                adv, adv_var = running_scale(adv, adv_var, ADV_EMA_DECAY)
             batch = {"obs": p_trs["obs"], "action": p_trs["action"], "logp": p_trs["logp"],
                      "value": p_trs["value"], "adv": adv, "ret": ret}
             batch = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
             key, k_upd = jax.random.split(runner.key)
             principal, (_, p_stats) = ppo_update(k_upd, runner.principal, batch, principal_loss, p_cfg)
-            runner = runner.replace(principal=principal, key=key)
+            runner = runner.replace(principal=principal, key=key, principal_adv_var=adv_var)
             p_metrics = {f"principal/{k_}": v for k_, v in p_stats.items()}
+            p_metrics["principal/adv_scale"] = jnp.sqrt(adv_var)
         metrics = jax.tree.map(jnp.mean, metrics)
         metrics.update(p_metrics)
         metrics.update({
