@@ -112,10 +112,10 @@ class PrincipalNet(nn.Module):
     the brackets incomes reach then carries over to brackets they rarely reach, which the objective
     gives no gradient (on the default map, with a depleted commons, nobody reaches 10 apples per
     period). ``bracket_scale`` < 1 makes the per-bracket part learn slower than the shared one
-    (with Adam every parameter moves at about the learning rate, so the scale is an effective
-    learning-rate ratio): a prior that brackets share a rate unless the objective keeps saying
-    otherwise; without it (``1``) the bracket incomes reach absorbs about half of the signal on its
-    own part and the shared part, which also carries the other brackets' noise, moves slower.
+    (with Adam every parameter moves at about the learning rate, so the scale acts as a ratio of
+    learning rates): a prior that brackets share a rate unless the objective keeps saying otherwise.
+    It is off by default (1): on the default map it tied the brackets together on one seed but not
+    on three, and it slowed the bracket incomes do reach (README, "Principal defaults").
     ``shared_head=False``: independent heads (the previous network).
 
     ``rate_head`` (discrete rates): ``ordinal`` (default, :func:`ordinal_logits`: a location and a
