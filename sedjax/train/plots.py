@@ -23,7 +23,7 @@ CURVES = (
     ("objective", "Principal objective (per period)"),
     ("agent_return", "agent return (per voting round)"),
     ("apples_alive", "apples alive"),
-    ("equality", "equality (1 - Gini of income)"),
+    ("equality", "equality (1 - Gini, periods with income)"),
     ("productivity", "productivity (apples / env step)"),
 )
 
