@@ -33,3 +33,28 @@ def test_check_type_dist_names_the_field():
     with pytest.raises(ValueError, match=r"types\.beta"):
         population.check_type_dist([0.2, 0.3, 1.0, 1.0], "fixed", "types.beta")
     population.check_type_dist(np.array([[0.0, 1.0, 2.0, 2.0], [0.1, 0.9, 1.0, 1.0]]), "beta", "types.beta")
+
+
+def test_one_population_per_seed_shared_by_its_envs():
+    """types.per_env=false (default): every env of a seed plays the same type vector; per_env=true:
+    each env draws its own; reset_envs with a given population plays exactly it."""
+    import jax
+    import jax.numpy as jnp
+
+    from sedjax.config import compose_config
+    from sedjax.train import make_train
+
+    tiny = ["train.num_envs=4", "train.rollout_len=50", "voting.periods_per_round=2", "env.rounds_per_episode=1",
+            "principal.update_every=1", "agents.minibatches=2", "principal.minibatches=1", "train.total_env_steps=200"]
+    shared = make_train(compose_config(tiny))
+    _, st = jax.jit(shared.reset_envs, static_argnums=1)(jax.random.key(0), 4)
+    s = np.asarray(st.sigma)
+    assert s.shape == (4, 7) and (s == s[:1]).all() and len(set(s[0].tolist())) == 7
+    pop = (jnp.linspace(0.0, 1.0, 7), jnp.full((7,), 0.5))
+    _, st = jax.jit(shared.reset_envs, static_argnums=1)(jax.random.key(1), 4, pop)
+    np.testing.assert_array_equal(np.asarray(st.sigma), np.tile(np.asarray(pop[0]), (4, 1)))
+    per_env = make_train(compose_config(tiny + ["types.per_env=true"]))
+    assert per_env.policy.use_types and not shared.policy.use_types  # agents.use_types: null follows per_env
+    _, st = jax.jit(per_env.reset_envs, static_argnums=1)(jax.random.key(0), 4)
+    s = np.asarray(st.sigma)
+    assert not (s == s[:1]).all()
