@@ -127,10 +127,10 @@ def evaluate(run_dir, episodes: int = 2, seed: int = 0, gif_steps: int = 200, tr
     if rates is not None:
         # The trained agents under a fixed schedule: the same program with principal.kind=fixed
         # (the checkpoint's Principal parameters are loaded and ignored).
-        from sedjax.envs import from_config
         from sedjax.train.config import check_rates
 
-        rates = check_rates(parse_rates(rates), from_config(cfg)[0].num_brackets, path="--rates").tolist()
+        num_brackets = len(cfg.tax.thresholds)  # one rate per bracket (the thresholds are checked by make_train)
+        rates = check_rates(parse_rates(rates), num_brackets, path="--rates").tolist()
         cfg = cfg.copy()
         cfg.principal.kind, cfg.principal.rates = "fixed", rates
     program = make_train(cfg)

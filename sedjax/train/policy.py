@@ -103,16 +103,14 @@ def make_policy(cfg, env) -> Policy:
                                  str(pc.rate_head), float(pc.bracket_scale))
     agent_ids = jnp.arange(n)
     v_step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
-    v_mech = jax.vmap(env.mechanism_obs, in_axes=(0, 0, None))
 
     def agent_inputs(state, principal_action, env_params):
-        """For a batch of envs (``state`` batched; ``principal_action`` batched or None)."""
+        """For a batch of envs (``state`` batched; ``principal_action`` batched, or None before the
+        Principal moves: then the current rates)."""
         out = {}
         if observe_mechanism:
-            if principal_action is None:  # before the Principal moves: the current rates
-                out["mech"] = jax.vmap(env.mechanism_obs, in_axes=(0, None, None))(state, None, env_params)
-            else:
-                out["mech"] = v_mech(state, principal_action, env_params)
+            a_axis = None if principal_action is None else 0
+            out["mech"] = jax.vmap(env.mechanism_obs, in_axes=(0, a_axis, None))(state, principal_action, env_params)
         if use_types:
             out["types"] = agent_types(state)
         return out

@@ -20,15 +20,14 @@ class PPOConfig(NamedTuple):
     vf_coef: float
     epochs: int
     minibatches: int
-    adv_norm: str = "batch"  # "batch": each minibatch's advantages to mean 0, std 1; "none": as given
+    normalize_adv: bool = True  # each minibatch's advantages to mean 0, std 1 (False: taken as given)
 
 
 def ppo_config(c) -> PPOConfig:
     """The PPO hyper-parameters of a config group (``cfg.agents`` or ``cfg.principal``); a group's
     ``adv_norm: running`` means the caller scales the advantages (so the loss takes them as given)."""
-    adv_norm = "none" if c.get("adv_norm", "batch") == "running" else "batch"
     return PPOConfig(float(c.gamma), float(c.gae_lambda), float(c.clip_eps), float(c.ent_coef),
-                     float(c.vf_coef), int(c.epochs), int(c.minibatches), adv_norm)
+                     float(c.vf_coef), int(c.epochs), int(c.minibatches), c.get("adv_norm", "batch") == "batch")
 
 
 def running_scale(adv, ema_var, decay: float):
@@ -84,7 +83,7 @@ def clipped_loss(new_logp, old_logp, adv, value, old_value, ret, entropy, cfg: P
     and the surrogates are summed over the factors, so a factor the advantage says nothing about
     (a bracket no income reaches) cannot use up the others' trust region, as it does in the ratio
     of the joint log-probability."""
-    if cfg.adv_norm == "batch":
+    if cfg.normalize_adv:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     ratio = jnp.exp(new_logp - old_logp)
     a = adv.reshape(adv.shape + (1,) * (ratio.ndim - adv.ndim))

@@ -91,12 +91,12 @@ def period_metrics(p_trs, rounds_per_episode: int) -> dict:
       voting round (``..._first_round`` / ``..._last_round``), so that a commons that collapses
       within an episode shows in the numbers.
     """
-    income = p_trs["income"]
-    earning = welfare.earning(income)
+    eq = welfare.equality_stats(p_trs["income"], axis=(0, 1))
+    den = eq.earning_periods.astype(jnp.float32)
     out = {
-        "zero_income_share": 1.0 - earning.mean(),
-        "ratio/equality/num": jnp.where(earning, welfare.equality(income), 0.0).sum(),
-        "ratio/equality/den": earning.sum().astype(jnp.float32),
+        "zero_income_share": eq.zero_income_share,
+        "ratio/equality/num": eq.equality * den,
+        "ratio/equality/den": den,
     }
     for phase, r in (("first_round", 0), ("last_round", rounds_per_episode - 1)):
         mask = (p_trs["round"] == r).astype(jnp.float32)
