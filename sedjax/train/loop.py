@@ -21,8 +21,10 @@ Files written to ``out_dir``:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import math
 import shutil
 import time
@@ -36,6 +38,8 @@ from omegaconf import OmegaConf
 
 from sedjax.train.checkpoint import CHECKPOINT_DIR, load_checkpoint, manager, save_checkpoint
 from sedjax.train.metrics import append_metrics, chunk_record, format_summary, summarize, write_metrics
+from sedjax.train import sweep
+from sedjax.train.config import plain
 from sedjax.train.program import Program, make_train, seed_keys
 
 # Keys of the config that may change between a run and its resumption.
@@ -84,19 +88,26 @@ _PROGRAMS: OrderedDict[str, dict] = OrderedDict()
 _PROGRAMS_KEPT = 2
 
 
-def _program_key(cfg) -> str:
-    """What determines the compiled programs: the config except the seed and host-side options."""
+def _program_key(cfg, num_runs: int) -> str:
+    """What determines the compiled programs: the static config (no seed, no traced values, no
+    host-side options) and the number of vmapped runs."""
     c = OmegaConf.to_container(cfg, resolve=True)
     c.pop("seed", None)
+    c.pop("sweep", None)
+    for key in sweep.SWEEPABLE:  # traced: arguments of the compiled program, not part of it
+        group, name = key.split(".")
+        c.get(group, {}).pop(name, None)
     c["train"] = {k: v for k, v in c.get("train", {}).items() if k not in ("resume", "plots", "checkpoint")}
+    c["_runs"] = int(num_runs)
     return json.dumps(c, sort_keys=True, default=str)
 
 
-def _programs(cfg, program: Program) -> dict:
+def _programs(cfg, program: Program, num_runs: int) -> dict:
     """The jitted ``init`` and compiled ``chunk`` (filled in by :func:`run`) of this config, shared
-    by the runs of one process with the same program (e.g. a run and its resumption, or several
-    seeds' runs in a notebook), so they are compiled once. ``program`` must be ``make_train(cfg)``."""
-    key = _program_key(cfg)
+    by the runs of one process with the same program (e.g. a run and its resumption, several seeds'
+    runs in a notebook, the batches of a schedule search), so they are compiled once. ``program``
+    must be ``make_train(cfg)`` (its static settings; traced ones are arguments)."""
+    key = _program_key(cfg, num_runs)
     if key in _PROGRAMS:
         _PROGRAMS.move_to_end(key)
         return _PROGRAMS[key]
@@ -129,10 +140,90 @@ def _progress_line(rec: dict, num_chunks: int, total_steps: int, eta: float) -> 
             f"apples alive {g('apples_alive', '{:.1f}')} | agent return {g('agent_return', '{:.2f}')}")
 
 
+def _device_memory() -> tuple[int | None, str]:
+    """Bytes of memory of the first device (``bytes_limit`` on accelerators, physical memory on
+    CPU), and its name."""
+    d = jax.devices()[0]
+    try:
+        stats = d.memory_stats() or {}
+    except Exception:  # noqa: BLE001 - backends without memory stats
+        stats = {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), d.device_kind
+    try:
+        import os
+
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), d.device_kind
+    except (ValueError, OSError, AttributeError):
+        return None, d.device_kind
+
+
+def memory_estimate(program: Program, runner_shape, num_runs: int) -> int:
+    """Bytes a chunk of ``num_runs`` vmapped runs needs, estimated before compiling: the runner
+    state, plus a rollout's trajectory (``rollout_len`` steps of the batch's observations and
+    per-step values) held three times over (the trajectory, its shuffled minibatches and the
+    network's activations and gradients over a minibatch are of that order). Measured against
+    XLA's ``memory_analysis()`` of the compiled chunk in ``benchmarks/sweep_throughput.py``."""
+    per_run = sweep.tree_bytes(runner_shape) // max(1, num_runs)
+    step = sweep.tree_bytes(runner_shape.obs) // max(1, num_runs) + 16 * program.schedule.num_envs * program.schedule.num_agents
+    return int(num_runs * (per_run + 3 * program.schedule.rollout_len * step))
+
+
+def _timing_cache() -> Path:
+    """Where measured compile and chunk times are kept, so a sweep's ETA can be given before it
+    compiles (``$SEDJAX_CACHE_DIR``, default ``~/.cache/sedjax``)."""
+    root = os.environ.get("SEDJAX_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sedjax")
+    return Path(root) / "timings.json"
+
+
+def _timing_key(cfg, num_runs: int) -> str:
+    d = jax.devices()[0]
+    text = f"{_program_key(cfg, num_runs)}|{d.platform}|{d.device_kind}|{jax.device_count()}|{jax.__version__}"
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _read_timing(key: str) -> dict | None:
+    try:
+        return json.loads(_timing_cache().read_text()).get(key)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_timing(key: str, compile_s: float, chunk_s: float) -> None:
+    path = _timing_cache()
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        data = {}
+    data[key] = {"compile_s": compile_s, "chunk_s": chunk_s}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+    except OSError:
+        pass  # a read-only home: no ETA next time, nothing else lost
+
+
+def eta_before_compile(cfg, num_runs: int, chunks: int) -> str:
+    """The ETA of a run of ``chunks`` chunks, from an earlier run of the same compiled program on
+    this machine (same static config, number of vmapped runs, device and jax), or a statement that
+    none is known yet. Nothing short of compiling can time a new program honestly."""
+    t = _read_timing(_timing_key(cfg, num_runs))
+    if t is None:
+        return "ETA: after the first chunk (no earlier run of this program on this machine)"
+    total = t["compile_s"] + chunks * t["chunk_s"]
+    return (f"ETA {_fmt_time(total)} (compile {_fmt_time(t['compile_s'])} + {chunks} chunks x "
+            f"{t['chunk_s']:.1f}s, measured by an earlier run of this program here)")
+
+
 # ----------------------------------------------------------------------------- the run
 def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) -> dict:
     """Train as configured by ``cfg`` (a composed config, e.g. :func:`sedjax.train.config.compose_config`),
     writing everything to ``out_dir``; returns a summary dict.
+
+    With a ``sweep`` node (:mod:`sedjax.train.sweep`) every configuration x seed is one vmapped run
+    of one compiled program; each configuration's records, config and plots go to
+    ``out_dir/sweep/<index>/`` and ``out_dir/sweep.csv`` holds one row per configuration and seed.
 
     ``max_chunks``: stop after this many chunks in this call (the run can be continued with
     ``train.resume=true``; used to test resumption). ``verbose``: print progress.
@@ -140,16 +231,21 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
     Returns ``{"out_dir", "num_seeds", "num_chunks", "chunks_done", "total_env_steps",
     "env_steps", "compile_time", "train_time", "wall_time", "final" (see
     :func:`~sedjax.train.metrics.summarize`), "last" (the last metrics record), "runner" (the
-    vmapped runner state)}``.
+    vmapped runner state)}``; a sweep adds ``"sweep"``: one ``{"index", "values", "final"}`` per
+    configuration, and ``"final"`` / ``"last"`` are configuration 0's.
     """
     t_start = time.perf_counter()
     quiet_libraries()
     say = (lambda *a: print(*a, flush=True)) if verbose else (lambda *a: None)
     out_dir = Path(out_dir)
-    program = make_train(cfg)  # validates the config (ValueError naming the key) before any compile
+    swept = sweep.expand(cfg) if sweep.has_sweep(cfg) else None  # validates every configuration
+    base = sweep.base_config(cfg) if swept is not None else cfg
+    program = make_train(base)  # validates the config (ValueError naming the key) before any compile
     S = program.schedule
     tc = cfg.train
     num_seeds = int(tc.num_seeds)
+    K = swept.size if swept is not None else 1
+    num_runs = K * num_seeds
     num_chunks, n = S.num_chunks, S.num_agents
     resume, use_ckpt, make_plots = bool(tc.resume), bool(tc.checkpoint), bool(tc.plots)
 
@@ -160,26 +256,52 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
         if diff:
             say(f"warning: resuming with a config that differs from {cfg_path} in: {', '.join(diff)}")
     OmegaConf.save(cfg, cfg_path, resolve=True)
+    run_dirs = [out_dir]
+    if swept is not None:
+        run_dirs = [out_dir / "sweep" / str(k) for k in range(K)]
+        for d, c in zip(run_dirs, swept.configs):
+            d.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(c, d / "config.yaml", resolve=True)
 
     keys = seed_keys(int(cfg.seed), num_seeds)
-    programs = _programs(cfg, program)
-    runner = programs["init"](keys)
-    start_chunk, records = 0, []
+    configs_hypers = swept.hypers if swept is not None else jax.tree.map(lambda x: np.asarray(x)[None], program.hypers)
+    hypers = sweep.repeat_runs(configs_hypers, num_seeds)
+    run_keys = sweep.tile_keys(keys, K)
+    programs = _programs(base, program, num_runs)
+    if swept is not None:
+        shape = jax.eval_shape(programs["init"], run_keys, hypers)
+        need = memory_estimate(program, shape, num_runs)
+        have, kind = _device_memory()
+        say(f"sweep: {K} configurations ({' x '.join(f'{len(set(map(str, v)))} {k}' for k, v in zip(swept.keys, zip(*swept.values)))})"
+            f" x {num_seeds} seed(s) = {num_runs} runs in one program; memory estimate {need / 2**30:.2f} GiB"
+            + (f" of {have / 2**30:.1f} GiB ({kind})" if have else "")
+            + "; " + eta_before_compile(base, num_runs, (num_chunks if max_chunks is None else max_chunks)))
+        if have is not None and need > have:
+            raise MemoryError(
+                f"the sweep needs about {need / 2**30:.1f} GiB, more than the device's {have / 2**30:.1f} GiB: "
+                f"sweep fewer values, fewer train.num_seeds or train.num_envs, or split it (sedjax-search "
+                f"splits its schedules into batches: search.batch)")
+    runner = programs["init"](run_keys, hypers)
+    start_chunk, records = 0, [[] for _ in range(K)]
     if resume:
         loaded = load_checkpoint(out_dir, runner)
         if loaded is None:
             say(f"train.resume: no checkpoint in {out_dir / CHECKPOINT_DIR}, starting from scratch")
         else:
             runner, meta = loaded
-            start_chunk, records = int(meta["chunk"]), list(meta.get("metrics", []))
+            start_chunk = int(meta["chunk"])
+            saved = meta.get("metrics", [])
+            records = [list(r) for r in saved] if swept is not None else [list(saved)]
             say(f"resumed from {out_dir / CHECKPOINT_DIR} after chunk {start_chunk}/{num_chunks}")
     elif (out_dir / CHECKPOINT_DIR).exists():
         shutil.rmtree(out_dir / CHECKPOINT_DIR)  # a fresh run replaces an old one's checkpoint
-    write_metrics(out_dir, records)  # consistent with the checkpoint (drops lines written after it)
+    for d, r in zip(run_dirs, records):
+        write_metrics(d, r)  # consistent with the checkpoint (drops lines written after it)
 
     say(f"sedjax: {num_seeds} seed(s) x {S.total_env_steps:,} env steps, {num_chunks} chunks of "
         f"{S.iters_per_chunk} Principal iterations ({S.steps_per_chunk:,} env steps), "
-        f"{n} agents, principal={cfg.principal.kind} -> {out_dir}")
+        f"{n} agents, principal={cfg.principal.kind}" + (f", {K} configurations" if swept is not None else "")
+        + f" -> {out_dir}")
     end_chunk = num_chunks if max_chunks is None else min(num_chunks, start_chunk + int(max_chunks))
     compile_time = 0.0
     chunk_fn = None
@@ -197,46 +319,87 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
         for c, runner, metrics, dt in run_chunks(chunk_fn, runner, start_chunk, end_chunk):
             train_time += dt
             chunk_times.append(dt)
-            rec = chunk_record(metrics, chunk=c, num_chunks=num_chunks, env_steps=(c + 1) * S.steps_per_chunk,
-                               num_agents=n, round_len=S.round_len)
-            rec["sps"] = num_seeds * S.steps_per_chunk / dt
-            rec["agent_sps"] = rec["sps"] * n
-            rec["chunk_time"] = dt
-            rec["wall_time"] = time.perf_counter() - t_start
-            records.append(rec)
-            append_metrics(out_dir, rec)
+            sps = num_runs * S.steps_per_chunk / dt
+            for k in range(K):
+                m_k = jax.tree.map(lambda x: x[k * num_seeds:(k + 1) * num_seeds], metrics)
+                rec = chunk_record(m_k, chunk=c, num_chunks=num_chunks, env_steps=(c + 1) * S.steps_per_chunk,
+                                   num_agents=n, round_len=S.round_len)
+                rec["sps"] = sps
+                rec["agent_sps"] = sps * n
+                rec["chunk_time"] = dt
+                rec["wall_time"] = time.perf_counter() - t_start
+                records[k].append(rec)
+                append_metrics(run_dirs[k], rec)
             if mngr is not None:
                 mngr.wait_until_finished()  # the previous save
-                save_checkpoint(mngr, c + 1, runner, {"chunk": c + 1, "num_chunks": num_chunks, "metrics": records})
+                save_checkpoint(mngr, c + 1, runner, {"chunk": c + 1, "num_chunks": num_chunks,
+                                                      "metrics": records if swept is not None else records[0]})
             eta = float(np.mean(chunk_times)) * (num_chunks - c - 1)
-            say(_progress_line(rec, num_chunks, S.total_env_steps, eta))
+            line = _progress_line(records[0][-1], num_chunks, S.total_env_steps, eta)
+            say(line if swept is None else line.replace(" | objective", " | configuration 0: objective"))
     finally:
         if mngr is not None:
             mngr.wait_until_finished()
             mngr.close()
 
+    if chunk_times and compile_time > 0:
+        _write_timing(_timing_key(base, num_runs), compile_time, float(np.median(chunk_times)))
     chunks_done = max(start_chunk, end_chunk)
-    if make_plots and records:
+    if make_plots:
         from sedjax.train import plots
 
-        plots.training_curves(records, out_dir / "training_curves.png")
-        plots.tax_schedule(records, out_dir / "tax_schedule.png")
-    final = summarize(records)
-    say(format_summary(final, num_seeds))
+        for d, r in zip(run_dirs, records):
+            if r:
+                plots.training_curves(r, d / "training_curves.png")
+                plots.tax_schedule(r, d / "tax_schedule.png")
+    finals = [summarize(r) for r in records]
+    if swept is None:
+        say(format_summary(finals[0], num_seeds))
     summary = {
         "out_dir": str(out_dir),
         "num_seeds": num_seeds,
         "num_chunks": num_chunks,
         "chunks_done": chunks_done,
         "total_env_steps": S.total_env_steps,
-        "env_steps": records[-1]["env_steps"] if records else 0,
+        "env_steps": records[0][-1]["env_steps"] if records[0] else 0,
         "compile_time": compile_time,
         "train_time": train_time,
         "wall_time": time.perf_counter() - t_start,
-        "final": final,
-        "last": records[-1] if records else {},
+        "final": finals[0],
+        "last": records[0][-1] if records[0] else {},
     }
+    if swept is not None:
+        summary["sweep"] = [{"index": k, "values": dict(zip(swept.keys, map(plain, v))), "final": f}
+                            for k, (v, f) in enumerate(zip(swept.values, finals))]
+        rows = write_sweep_csv(out_dir / "sweep.csv", swept, finals, num_seeds)
+        say(f"sweep: {K} configurations x {num_seeds} seed(s) -> {out_dir / 'sweep.csv'} ({rows} rows)")
+        for d, f in zip(run_dirs, finals):
+            with open(d / "summary.json", "w") as fh:
+                json.dump({"final": f}, fh, indent=2)
     with open(out_dir / "summary.json", "w") as f:
         json.dump(summary, f, indent=2)
     summary["runner"] = runner
     return summary
+
+
+def write_sweep_csv(path, swept, finals: list[dict], num_seeds: int) -> int:
+    """``sweep.csv``: one row per configuration and seed: ``config``, ``seed``, the swept values
+    (a list value one column per entry), then the final metrics (the last chunk's, as in
+    ``summary.json``). Returns the number of rows."""
+    import csv
+
+    metrics = [m for m in finals[0] if "per_seed" in finals[0][m]] if finals and finals[0] else []
+    rows = []
+    for k, (values, final) in enumerate(zip(swept.values, finals)):
+        for s in range(num_seeds):
+            row = {"config": k, "seed": s, **sweep.flat_values(swept.keys, values)}
+            for m in metrics:
+                per_seed = final.get(m, {}).get("per_seed", [])
+                row[m] = per_seed[s] if s < len(per_seed) else float("nan")
+            rows.append(row)
+    fields = list(rows[0]) if rows else ["config", "seed"]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    return len(rows)

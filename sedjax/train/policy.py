@@ -11,10 +11,10 @@
 * ``agent_forward(agent_params, agent_obs, inputs) -> (logits, value)`` and
   ``agent_act(key, agent_params, agent_obs, inputs) -> (action, logp, value)``: the agents' shared
   network; any leading batch axes (envs) before the agent axis.
-* ``principal_act(key, principal_params, principal_obs) -> (action, logp, value)``: the
+* ``principal_act(key, principal_params, principal_obs, rates=None) -> (action, logp, value)``: the
   Principal's rates for the period starting now, for a batch of observations ``(..., obs_dim)``:
   ``ppo`` samples its policy; ``none`` / ``fixed`` / ``random`` are the baselines (logp = value = 0).
-* ``play_period(agent_params, principal_params, carry, env_params, record, agent_act=None)``: one
+* ``play_period(agent_params, principal_params, carry, env_params, record, agent_act=None, rates=None)``: one
   tax period in a batch of envs, ``carry = (obs, state, key)`` (``obs`` / ``state`` batched over
   envs, one key): the Principal acts once on the observation at the period's start, then a
   ``lax.scan`` of ``period_len`` steps of ``env.step_env`` (vmapped over envs). ``record`` maps each
@@ -139,7 +139,9 @@ def make_policy(cfg, env) -> Policy:
         ``principal.factored_ratio`` (each bracket's ratio clipped on its own), else the joint."""
         return dist.distribution.log_prob(action) if factored else dist.log_prob(action)
 
-    def principal_act(key, p_params, pobs):
+    def principal_act(key, p_params, pobs, rates=None):
+        """``rates``: the fixed Principal's schedule (traced, e.g. one configuration of a sweep);
+        default ``principal.rates``."""
         if kind == "ppo":
             dist, value = principal_net.apply(p_params, pobs)
             action = dist.sample(seed=key)
@@ -149,7 +151,7 @@ def make_policy(cfg, env) -> Policy:
         if kind == "none":
             action = jnp.zeros(batch + (B,), jnp.float32)
         elif kind == "fixed":
-            action = jnp.broadcast_to(rates_fixed, batch + (B,))
+            action = jnp.broadcast_to(rates_fixed if rates is None else rates, batch + (B,))
         elif env.continuous_rates:  # random
             action = jax.random.uniform(key, batch + (B,))
         else:
@@ -157,13 +159,13 @@ def make_policy(cfg, env) -> Policy:
         return action, zeros, zeros
 
     def play_period(a_params, p_params, carry, env_params, record: Callable[[Step], Any] = lambda s: s.info,
-                    agent_act: Callable | None = None):
+                    agent_act: Callable | None = None, rates=None):
         act = sample_agents if agent_act is None else agent_act
         obs, state, key = carry
         num_envs = state.t.shape[0]
         key, k_p = jax.random.split(key)
         p_obs = obs["principal"]  # the Principal observes the world at the period's start
-        p_action, p_logp, p_value = principal_act(k_p, p_params, p_obs)
+        p_action, p_logp, p_value = principal_act(k_p, p_params, p_obs, rates)
 
         def step(c, _):
             obs, state, key = c

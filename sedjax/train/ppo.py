@@ -4,42 +4,68 @@ to the agents and the Principal."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 from flax.training.train_state import TrainState
 
 
 class PPOConfig(NamedTuple):
-    gamma: float
-    gae_lambda: float
-    clip_eps: float
-    ent_coef: float
-    vf_coef: float
+    """The static part of a PPO learner's settings (they fix scan lengths or select code)."""
+
     epochs: int
     minibatches: int
     normalize_adv: bool = True  # each minibatch's advantages to mean 0, std 1 (False: taken as given)
 
 
+@struct.dataclass
+class PPOHypers:
+    """The traced part: numbers that only scale the arithmetic, so a sweep over them is a ``vmap``
+    (one compiled program). ``lr`` and ``max_grad_norm`` live in the optimizer state
+    (:func:`optimizer`, :func:`with_hypers`); the others are read by :func:`gae` and
+    :func:`clipped_loss`."""
+
+    lr: jax.Array
+    max_grad_norm: jax.Array
+    gamma: jax.Array
+    gae_lambda: jax.Array
+    clip_eps: jax.Array
+    ent_coef: jax.Array
+    vf_coef: jax.Array
+
+
+HYPER_KEYS = tuple(f.name for f in dataclasses.fields(PPOHypers))  # the sweepable keys of a PPO group
+
+
 def ppo_config(c) -> PPOConfig:
-    """The PPO hyper-parameters of a config group (``cfg.agents`` or ``cfg.principal``); a group's
+    """The static PPO settings of a config group (``cfg.agents`` or ``cfg.principal``); a group's
     ``adv_norm: running`` means the caller scales the advantages (so the loss takes them as given)."""
-    return PPOConfig(float(c.gamma), float(c.gae_lambda), float(c.clip_eps), float(c.ent_coef),
-                     float(c.vf_coef), int(c.epochs), int(c.minibatches), c.get("adv_norm", "batch") == "batch")
+    return PPOConfig(int(c.epochs), int(c.minibatches), c.get("adv_norm", "batch") == "batch")
 
 
-def running_scale(adv, ema_var, decay: float):
-    """Advantages centred on their batch mean and divided by the square root of an exponential
-    moving average of their variance over updates (``ema_var``: NaN before the first update).
-    Unlike per-batch normalisation, a batch that carries no signal (every reward 0, as when the
-    commons has collapsed and nobody earns) gives small advantages, not unit-size noise.
-    Returns ``(scaled advantages, new ema_var)``."""
+def ppo_hypers(c) -> PPOHypers:
+    """The traced PPO hyper-parameters of a config group, as float32 scalars."""
+    return PPOHypers(**{k: jnp.float32(float(c[k])) for k in HYPER_KEYS})
+
+
+def running_scale(adv, stats):
+    """Advantages centred on their batch mean and divided by the square root of their variance
+    averaged over **all** updates so far (``stats = (mean variance, count)``, count 0 before the
+    first update). Unlike per-batch normalisation, a batch that carries no signal (every reward 0,
+    as when the commons has collapsed and nobody earns) gives small advantages, not unit-size
+    noise; and unlike a moving average, the scale does not forget the updates that carried signal,
+    so a long stretch without any (a collapsed commons) cannot shrink it back to the critic's noise.
+    Returns ``(scaled advantages, new stats)``."""
+    mean_var, count = stats
     centred = adv - adv.mean()
     var = jnp.mean(jnp.square(centred))
-    ema = jnp.where(jnp.isnan(ema_var), var, decay * ema_var + (1.0 - decay) * var)
-    return centred / (jnp.sqrt(ema) + 1e-8), ema
+    count = count + 1.0
+    mean_var = mean_var + (var - mean_var) / count
+    return centred / (jnp.sqrt(mean_var) + 1e-8), (mean_var, count)
 
 
 def gae(rewards, values, last_value, dones, gamma, lam):
@@ -77,7 +103,7 @@ def ppo_update(key, ts: TrainState, batch, loss_fn, cfg: PPOConfig):
     return ts, jax.tree.map(jnp.mean, (loss, aux))
 
 
-def clipped_loss(new_logp, old_logp, adv, value, old_value, ret, entropy, cfg: PPOConfig):
+def clipped_loss(new_logp, old_logp, adv, value, old_value, ret, entropy, cfg: PPOConfig, hp: PPOHypers):
     """The clipped PPO loss. ``new_logp`` / ``old_logp`` may carry trailing axes beyond ``adv``'s
     (a factored action, e.g. one rate per bracket): each factor's ratio is then clipped on its own
     and the surrogates are summed over the factors, so a factor the advantage says nothing about
@@ -87,19 +113,33 @@ def clipped_loss(new_logp, old_logp, adv, value, old_value, ret, entropy, cfg: P
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     ratio = jnp.exp(new_logp - old_logp)
     a = adv.reshape(adv.shape + (1,) * (ratio.ndim - adv.ndim))
-    surr = jnp.minimum(ratio * a, jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * a)
+    surr = jnp.minimum(ratio * a, jnp.clip(ratio, 1 - hp.clip_eps, 1 + hp.clip_eps) * a)
     pg = -surr.reshape(surr.shape[: adv.ndim] + (-1,)).sum(-1).mean()
-    v_clip = old_value + jnp.clip(value - old_value, -cfg.clip_eps, cfg.clip_eps)
+    v_clip = old_value + jnp.clip(value - old_value, -hp.clip_eps, hp.clip_eps)
     vf = 0.5 * jnp.maximum((value - ret) ** 2, (v_clip - ret) ** 2).mean()
     ent = entropy.mean()
-    total = pg + cfg.vf_coef * vf - cfg.ent_coef * ent
+    total = pg + hp.vf_coef * vf - hp.ent_coef * ent
     return total, {"policy_loss": pg, "value_loss": vf, "entropy": ent, "approx_kl": ((ratio - 1) - jnp.log(ratio)).mean()}
 
 
 def optimizer(c, total_updates: int) -> optax.GradientTransformation:
     """Adam with global-norm clipping for a config group (``lr``, ``anneal_lr``, ``max_grad_norm``);
-    with ``anneal_lr`` the rate decays linearly to 0 over ``total_updates`` optimizer steps."""
-    lr = float(c.lr)
-    if c.anneal_lr:
-        lr = optax.linear_schedule(lr, 0.0, max(1, total_updates))
-    return optax.chain(optax.clip_by_global_norm(float(c.max_grad_norm)), optax.adam(lr, eps=1e-5))
+    with ``anneal_lr`` the rate decays linearly to 0 over ``total_updates`` optimizer steps.
+    ``lr`` and ``max_grad_norm`` are injected hyper-parameters (``optax.inject_hyperparams``): they
+    live in the optimizer state, so :func:`with_hypers` sets them to traced values (a sweep)."""
+    anneal, steps = bool(c.anneal_lr), max(1, int(total_updates))
+
+    def adam(lr, max_grad_norm):
+        if anneal:
+            lr = optax.linear_schedule(lr, 0.0, steps)
+        return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(lr, eps=1e-5))
+
+    return optax.inject_hyperparams(adam)(lr=float(c.lr), max_grad_norm=float(c.max_grad_norm))
+
+
+def with_hypers(ts: TrainState, hp: PPOHypers) -> TrainState:
+    """``ts`` whose optimizer uses ``hp.lr`` and ``hp.max_grad_norm`` (call after ``create``)."""
+    hyper = dict(ts.opt_state.hyperparams)
+    hyper["lr"] = jnp.asarray(hp.lr, hyper["lr"].dtype)
+    hyper["max_grad_norm"] = jnp.asarray(hp.max_grad_norm, hyper["max_grad_norm"].dtype)
+    return ts.replace(opt_state=ts.opt_state._replace(hyperparams=hyper))

@@ -28,17 +28,39 @@ from typing import Any, Callable, NamedTuple
 import distrax
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from flax.training.train_state import TrainState
 
 from sedjax import welfare
 from sedjax.envs import from_config as build_env
-from sedjax.train.config import validate_train
+from sedjax.train.config import fixed_rates, validate_train
 from sedjax.train.policy import Policy, make_policy
-from sedjax.train.ppo import clipped_loss, gae, optimizer, ppo_config, ppo_update, running_scale
-
-ADV_EMA_DECAY = 0.95  # per Principal update: about one default episode (20 updates) of memory
+from sedjax.train.ppo import (PPOHypers, clipped_loss, gae, optimizer, ppo_config, ppo_hypers, ppo_update,
+                              running_scale, with_hypers)
 from sedjax.train.schedule import Schedule
+
+
+@struct.dataclass
+class Hypers:
+    """Every traced setting of a run: the env's params and the numbers the learners only scale by.
+    A sweep (:mod:`sedjax.train.sweep`) stacks one of these per configuration and ``vmap``s the
+    program over them, so sweeping them never recompiles; everything else in the config is static."""
+
+    env: Any  # SEDParams
+    agents: PPOHypers
+    principal: PPOHypers
+    principal_rates: jax.Array  # (B,) the fixed Principal's rates (principal.rates; read when kind=fixed)
+    anneal_start: jax.Array  # tax.anneal_start: the curriculum's first transfer scale
+
+
+def hypers_of(cfg, env_params) -> Hypers:
+    """The traced settings of ``cfg`` (validated), with ``env_params`` = ``from_config(cfg)[1]``."""
+    num_brackets = int(env_params.thresholds.shape[-1])
+    rates = fixed_rates(cfg) if str(cfg.principal.kind) == "fixed" else np.zeros(num_brackets, np.float32)
+    return Hypers(env=env_params, agents=ppo_hypers(cfg.agents), principal=ppo_hypers(cfg.principal),
+                  principal_rates=jnp.asarray(rates, jnp.float32),
+                  anneal_start=jnp.float32(float(cfg.tax.anneal_start)))
 
 
 @struct.dataclass
@@ -49,22 +71,24 @@ class Runner:
     obs: Any  # batched observation dict
     key: jax.Array
     iteration: jax.Array  # agent iterations done
-    principal_adv_var: jax.Array  # running variance of the Principal's advantages (principal.adv_norm=running)
+    principal_adv_stats: Any  # (mean variance, count) of the Principal's advantages (principal.adv_norm=running)
+    hypers: Hypers  # this run's traced settings (one configuration of a sweep)
 
 
 class Program(NamedTuple):
-    init: Callable  # key -> Runner
+    init: Callable  # (key, hypers=None) -> Runner
     chunk: Callable  # Runner -> (Runner, metrics with a leading axis of schedule.iters_per_chunk)
-    train: Callable  # key -> (Runner, metrics with leading axes (num_chunks, iters_per_chunk))
+    train: Callable  # (key, hypers=None) -> (Runner, metrics with leading axes (num_chunks, iters_per_chunk))
     schedule: Schedule
     env: Any
     params: Any  # the env's params
     policy: Policy
-    reset_envs: Callable  # (key, num_envs, population=None) -> batched (obs, state): the trainer's reset
+    reset_envs: Callable  # (key, num_envs, population=None, env_params=None) -> batched (obs, state)
+    hypers: Hypers  # the config's traced settings (the default of init/train)
 
-    def __call__(self, key):
+    def __call__(self, key, hypers=None):
         """``program(key)`` is ``program.train(key)`` (so ``jax.vmap(make_train(cfg))`` still works)."""
-        return self.train(key)
+        return self.train(key, hypers)
 
 
 def seed_keys(seed: int, num_seeds: int) -> jax.Array:
@@ -118,9 +142,10 @@ def make_train(cfg, env=None) -> Program:
     env = built_env if env is None else env
     ac, pc = cfg.agents, cfg.principal
     E, T, k = S.num_envs, S.rollout_len, S.update_every
-    anneal_steps, anneal_start = S.anneal_steps, float(cfg.tax.anneal_start)
+    anneal_steps = S.anneal_steps
     principal_kind = str(pc.kind)
     a_cfg, p_cfg = ppo_config(ac), ppo_config(pc)
+    default_hypers = hypers_of(cfg, params)
     running_adv = str(pc.adv_norm) == "running"
     policy = make_policy(cfg, env)
     agent_net, principal_net = policy.agent_net, policy.principal_net
@@ -131,10 +156,12 @@ def make_train(cfg, env=None) -> Program:
     v_reset_types = jax.vmap(env.reset_with_types, in_axes=(0, None, None, None))
     v_reset_where = jax.vmap(env.reset_where, in_axes=(0, 0, 0, 0, None))
 
-    def reset_envs(key, num_envs: int, population=None):
+    def reset_envs(key, num_envs: int, population=None, env_params=None):
         """``num_envs`` fresh episodes. ``types.per_env=false`` (the default): one population
         (``population = (sigma, beta)``, or one drawn from ``key``) shared by all of them, so an
-        agent's id identifies its type, as in the paper; ``true``: each env draws its own."""
+        agent's id identifies its type, as in the paper; ``true``: each env draws its own.
+        ``env_params``: default the config's."""
+        params = default_hypers.env if env_params is None else env_params
         k_types, k_env = jax.random.split(key)
         if per_env_types:
             return v_reset(jax.random.split(k_env, num_envs), params)
@@ -142,7 +169,7 @@ def make_train(cfg, env=None) -> Program:
             population = env.sample_types(k_types, params)
         return v_reset_types(jax.random.split(k_env, num_envs), params, *population)
 
-    def reset_done(done, key, obs, state):
+    def reset_done(done, key, obs, state, params):
         """The episode ends (time limits; all envs of a seed end together, rollouts are aligned to
         them): a new world for each done env, the types kept, or with ``types.resample_on_reset``
         a new draw (one for the whole batch when the population is shared)."""
@@ -155,14 +182,18 @@ def make_train(cfg, env=None) -> Program:
             p = params.replace(resample_on_reset=jnp.asarray(False))  # the draw above is the resample
         return v_reset_where(done, jax.random.split(k_reset, E), obs, state, p)
 
-    def init(key):
+    a_tx, p_tx = optimizer(ac, S.agent_updates), optimizer(pc, S.principal_updates)
+
+    def init(key, hypers: Hypers | None = None):
+        hypers = default_hypers if hypers is None else hypers
         k_env, k_a, k_p, key = jax.random.split(key, 4)
-        obs, state = reset_envs(k_env, E)
+        obs, state = reset_envs(k_env, E, env_params=hypers.env)
         a_params, p_params = policy.init(k_a, k_p, obs)
-        agents = TrainState.create(apply_fn=agent_net.apply, params=a_params, tx=optimizer(ac, S.agent_updates))
-        principal = TrainState.create(apply_fn=principal_net.apply, params=p_params,
-                                      tx=optimizer(pc, S.principal_updates))
-        return Runner(agents, principal, state, obs, key, jnp.zeros((), jnp.int32), jnp.float32(jnp.nan))
+        agents = with_hypers(TrainState.create(apply_fn=agent_net.apply, params=a_params, tx=a_tx), hypers.agents)
+        principal = with_hypers(TrainState.create(apply_fn=principal_net.apply, params=p_params, tx=p_tx),
+                                hypers.principal)
+        return Runner(agents, principal, state, obs, key, jnp.zeros((), jnp.int32),
+                      (jnp.float32(0.0), jnp.float32(0.0)), hypers)
 
     def record_step(s):
         tr = {
@@ -175,7 +206,8 @@ def make_train(cfg, env=None) -> Program:
     def rollout(runner: Runner, sparams):
         def period(carry, _):
             carry, start, (trs, p_rewards, infos) = policy.play_period(
-                runner.agents.params, runner.principal.params, carry, sparams, record_step)
+                runner.agents.params, runner.principal.params, carry, sparams, record_step,
+                rates=runner.hypers.principal_rates)
             last = jax.tree.map(lambda x: x[-1], infos)  # the period's last step: settlement
             t_end = carry[1].t  # steps done at the period's end (1 .. episode_len)
             p_tr = {
@@ -194,18 +226,24 @@ def make_train(cfg, env=None) -> Program:
         trs = jax.tree.map(lambda x: x.reshape((T,) + x.shape[2:]), trs)
         return runner.replace(obs=obs, env_state=state, key=key), trs, p_trs
 
-    def agent_loss(p, mb):
-        logits, value = agent_net.apply(p, mb["obs"], mb["id"], **mb["inputs"])
-        dist = distrax.Categorical(logits=logits)
-        return clipped_loss(dist.log_prob(mb["action"]), mb["logp"], mb["adv"], value, mb["value"],
-                            mb["ret"], dist.entropy(), a_cfg)
+    def agent_loss(hp):
+        def loss(p, mb):
+            logits, value = agent_net.apply(p, mb["obs"], mb["id"], **mb["inputs"])
+            dist = distrax.Categorical(logits=logits)
+            return clipped_loss(dist.log_prob(mb["action"]), mb["logp"], mb["adv"], value, mb["value"],
+                                mb["ret"], dist.entropy(), a_cfg, hp)
+        return loss
 
-    def principal_loss(p, mb):
-        dist, value = principal_net.apply(p, mb["obs"])
-        return clipped_loss(policy.principal_logp(dist, mb["action"]), mb["logp"], mb["adv"], value, mb["value"],
-                            mb["ret"], dist.entropy(), p_cfg)
+    def principal_loss(hp):
+        def loss(p, mb):
+            dist, value = principal_net.apply(p, mb["obs"])
+            return clipped_loss(policy.principal_logp(dist, mb["action"]), mb["logp"], mb["adv"], value,
+                                mb["value"], mb["ret"], dist.entropy(), p_cfg, hp)
+        return loss
 
     def agent_iteration(runner: Runner, _):
+        hp = runner.hypers
+        params, anneal_start = hp.env, hp.anneal_start
         env_steps = runner.iteration * (E * T)
         scale = anneal_start + (1.0 - anneal_start) * jnp.clip(env_steps / jnp.maximum(anneal_steps, 1.0), 0.0, 1.0)
         sparams = params.replace(transfer_scale=jnp.where(anneal_steps > 0, scale, 1.0).astype(jnp.float32))
@@ -215,7 +253,7 @@ def make_train(cfg, env=None) -> Program:
         _, last_value = policy.agent_forward(runner.agents.params, runner.obs["agents"],
                                              policy.agent_inputs(runner.env_state, None, sparams))
         zeros = jnp.zeros_like(trs["reward"])
-        adv, ret = gae(trs["reward"], trs["value"], last_value, zeros, a_cfg.gamma, a_cfg.gae_lambda)
+        adv, ret = gae(trs["reward"], trs["value"], last_value, zeros, hp.agents.gamma, hp.agents.gae_lambda)
         batch = {
             "obs": trs["obs"], "action": trs["action"], "logp": trs["logp"], "value": trs["value"],
             "adv": adv, "ret": ret, "id": jnp.broadcast_to(agent_ids, trs["action"].shape),
@@ -223,10 +261,10 @@ def make_train(cfg, env=None) -> Program:
         }
         batch = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[3:]), batch)
         key, k_upd, k_reset = jax.random.split(runner.key, 3)
-        agents, a_stats = ppo_update(k_upd, runner.agents, batch, agent_loss, a_cfg)
+        agents, a_stats = ppo_update(k_upd, runner.agents, batch, agent_loss(hp.agents), a_cfg)
         # Episode time limit reached (rollouts are aligned to it): reset the world, keep types.
         done = runner.env_state.t >= S.episode_len
-        obs, state = reset_done(done, k_reset, runner.obs, runner.env_state)
+        obs, state = reset_done(done, k_reset, runner.obs, runner.env_state, params)
         metrics = {
             "agent_reward": trs["reward"].mean(),
             "apples_per_agent_step": trs["apples"].mean(),
@@ -243,18 +281,19 @@ def make_train(cfg, env=None) -> Program:
         p_metrics = {}
         if principal_kind == "ppo":
             _, last_v = principal_net.apply(runner.principal.params, runner.obs["principal"])
-            adv, ret = gae(p_trs["reward"], p_trs["value"], last_v, p_trs["done"], p_cfg.gamma, p_cfg.gae_lambda)
-            adv_var = runner.principal_adv_var
+            php = runner.hypers.principal
+            adv, ret = gae(p_trs["reward"], p_trs["value"], last_v, p_trs["done"], php.gamma, php.gae_lambda)
+            adv_stats = runner.principal_adv_stats
             if running_adv:
-                adv, adv_var = running_scale(adv, adv_var, ADV_EMA_DECAY)
+                adv, adv_stats = running_scale(adv, adv_stats)
             batch = {"obs": p_trs["obs"], "action": p_trs["action"], "logp": p_trs["logp"],
                      "value": p_trs["value"], "adv": adv, "ret": ret}
             batch = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
             key, k_upd = jax.random.split(runner.key)
-            principal, (_, p_stats) = ppo_update(k_upd, runner.principal, batch, principal_loss, p_cfg)
-            runner = runner.replace(principal=principal, key=key, principal_adv_var=adv_var)
+            principal, (_, p_stats) = ppo_update(k_upd, runner.principal, batch, principal_loss(php), p_cfg)
+            runner = runner.replace(principal=principal, key=key, principal_adv_stats=adv_stats)
             p_metrics = {f"principal/{k_}": v for k_, v in p_stats.items()}
-            p_metrics["principal/adv_scale"] = jnp.sqrt(adv_var)
+            p_metrics["principal/adv_scale"] = jnp.sqrt(adv_stats[0])
         metrics = jax.tree.map(jnp.mean, metrics)
         metrics.update(p_metrics)
         metrics.update({
@@ -269,7 +308,7 @@ def make_train(cfg, env=None) -> Program:
     def chunk(runner: Runner):
         return jax.lax.scan(principal_iteration, runner, None, S.iters_per_chunk)
 
-    def train(key):
-        return jax.lax.scan(lambda r, _: chunk(r), init(key), None, S.num_chunks)
+    def train(key, hypers: Hypers | None = None):
+        return jax.lax.scan(lambda r, _: chunk(r), init(key, hypers), None, S.num_chunks)
 
-    return Program(init, chunk, train, S, env, params, policy, reset_envs)
+    return Program(init, chunk, train, S, env, params, policy, reset_envs, default_hypers)
