@@ -94,6 +94,7 @@ def _program_key(cfg, num_runs: int) -> str:
     c = OmegaConf.to_container(cfg, resolve=True)
     c.pop("seed", None)
     c.pop("sweep", None)
+    c.pop("search", None)
     for key in sweep.SWEEPABLE:  # traced: arguments of the compiled program, not part of it
         group, name = key.split(".")
         c.get(group, {}).pop(name, None)
@@ -232,7 +233,8 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
     "env_steps", "compile_time", "train_time", "wall_time", "final" (see
     :func:`~sedjax.train.metrics.summarize`), "last" (the last metrics record), "runner" (the
     vmapped runner state)}``; a sweep adds ``"sweep"``: one ``{"index", "values", "final"}`` per
-    configuration, and ``"final"`` / ``"last"`` are configuration 0's.
+    configuration, and ``"final"`` / ``"last"`` are configuration 0's. ``"records"``: the
+    metrics records (a sweep: one list per configuration).
     """
     t_start = time.perf_counter()
     quiet_libraries()
@@ -379,6 +381,7 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
     with open(out_dir / "summary.json", "w") as f:
         json.dump(summary, f, indent=2)
     summary["runner"] = runner
+    summary["records"] = records if swept is not None else records[0]  # not in summary.json
     return summary
 
 
