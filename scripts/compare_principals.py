@@ -1,17 +1,21 @@
-"""Learned Principal vs fixed tax schedules in the paper's setting.
+"""The learned Principal against no tax, random rates, the SPEC's fixed schedules and the best
+fixed schedule an exhaustive search finds.
 
-7 agents on commons_harvest_open, sigma, beta ~ U(0, 1), eta voted each round as the mean of the
-reported sigma, objective on raw apples (SPEC defaults). For each Principal: PPO, no tax, random
-rates, and the fixed schedules [0,0,0], [.1,.25,.37], [0,.6,1], [.5,.5,.5], [1,1,1], agents and
-Principal are trained together for ``--steps`` env steps on ``--seeds`` seeds (vmapped), and the
-metrics of the last ``--tail`` of training are averaged: objective (per tax period; also over the
+For each Principal (PPO, no tax, random rates; the SPEC's schedules [0,0,0], [.1,.25,.37], [0,.6,1],
+[.5,.5,.5], [1,1,1]; and the best of ``sedjax-search`` over ``--search-levels``), agents (and the
+Principal) are trained together for ``--steps`` env steps on ``--seeds`` seeds, and the metrics of
+the last ``--tail`` of training are averaged per seed: objective (per tax period; also over the
 episode's first and last voting round), productivity (apples per env step), equality (1 - Gini of
 post-tax period income over the periods in which someone earns), the share of periods in which
-nobody earns, apples alive, agent return, mean rate.
+nobody earns, apples alive, agent return, mean rate. Cells: mean over seeds [95 % Student-t
+interval]. The fixed schedules are one vectorised sweep (one compile), the search another; every
+run of a seed uses the same PRNG keys (common random numbers).
 
-    python scripts/compare_principals.py --steps 200000 --seeds 3
-Writes ``benchmarks/results/compare_principals.json`` and prints a markdown table (mean ± std over
-seeds).
+    python scripts/compare_principals.py --steps 128000 --seeds 3 --search-levels 0 1
+    python scripts/compare_principals.py ... objective.eta=0 objective.welfare_of=post_tax types.beta=1
+
+Writes ``--out`` (JSON), ``--plot`` and prints a markdown table, and the command of the full
+11-level (1,331-schedule) search for an accelerator.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 import jax
@@ -27,49 +32,36 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sedjax.train import make_train  # noqa: E402
+from sedjax.train import loop  # noqa: E402
 from sedjax.train.config import compose_config  # noqa: E402
-from sedjax.train.loop import run_chunks  # noqa: E402
-from sedjax.train.metrics import chunk_record  # noqa: E402
-from sedjax.train.program import seed_keys  # noqa: E402
+from sedjax.train.search import mean_ci, search  # noqa: E402
 
-PRINCIPALS = [
-    ("ppo", ["principal=ppo"]),
-    ("none", ["principal=none"]),
-    ("random", ["principal=random"]),
-    ("fixed [0, 0, 0]", ["principal=fixed", "principal.rates=[0,0,0]"]),
-    ("fixed [.1, .25, .37]", ["principal=fixed", "principal.rates=[0.1,0.25,0.37]"]),
-    ("fixed [0, .6, 1]", ["principal=fixed", "principal.rates=[0,0.6,1]"]),
-    ("fixed [.5, .5, .5]", ["principal=fixed", "principal.rates=[0.5,0.5,0.5]"]),
-    ("fixed [1, 1, 1]", ["principal=fixed", "principal.rates=[1,1,1]"]),
-]
+LEARNED = [("ppo", ["principal=ppo"]), ("none", ["principal=none"]), ("random", ["principal=random"])]
+SPEC_SCHEDULES = [[0, 0, 0], [0.1, 0.25, 0.37], [0, 0.6, 1], [0.5, 0.5, 0.5], [1, 1, 1]]
 METRICS = ("objective", "objective_first_round", "objective_last_round", "productivity", "equality",
            "zero_income_share", "apples_alive", "agent_return", "mean_rate")
 HEADERS = ("objective", "obj. 1st round", "obj. last round", "productivity (apples/step)",
            "equality (earning periods)", "zero-income periods", "apples alive", "agent return", "mean rate")
+QUIET = ["train.plots=false", "train.checkpoint=false"]
 
 
-def run_one(overrides, seeds: int, tail: float):
-    cfg = compose_config(overrides)
-    program = make_train(cfg)
-    S = program.schedule
-    runner = jax.jit(jax.vmap(program.init))(seed_keys(int(cfg.seed), seeds))
-    history = []
-    for c, runner, m, _ in run_chunks(jax.jit(jax.vmap(program.chunk)), runner, 0, S.num_chunks):
-        # The run's own per-seed chunk averages (productivity = apples per env step, all agents).
-        rec = chunk_record(m, chunk=c, num_chunks=S.num_chunks, env_steps=(c + 1) * S.steps_per_chunk,
-                           num_agents=S.num_agents, round_len=S.round_len)
-        h = {m: np.asarray(rec[f"{m}_per_seed"], np.float64) for m in METRICS if m != "mean_rate"}
-        h["mean_rate"] = np.asarray(rec["mean_tax_rate_per_seed"])
-        h["tax_rates"] = np.asarray(rec["tax_rates_per_seed"])
-        history.append(h)
-    k = max(1, int(round(tail * len(history))))
-    last = history[-k:]
-    # per seed; nanmean: equality is NaN in a chunk where nobody earned
-    out = {key: np.nanmean([h[key] for h in last], 0) for key in METRICS}
-    out["tax_rates"] = np.mean([h["tax_rates"] for h in last], 0)
-    out["curve_objective"] = [h["objective"].tolist() for h in history]
-    return out, S.total_env_steps
+def summarise(records: list[dict], tail: float) -> dict:
+    """Per seed, each metric's mean over the last ``tail`` of the chunks (nanmean: equality is NaN
+    in a chunk where nobody earned); plus the objective curve."""
+    k = max(1, int(round(tail * len(records))))
+    last = records[-k:]
+    out = {}
+    for m in METRICS:
+        key = "mean_tax_rate_per_seed" if m == "mean_rate" else f"{m}_per_seed"
+        with np.errstate(invalid="ignore"):
+            out[m] = np.nanmean(np.asarray([r[key] for r in last], np.float64), 0)
+    out["tax_rates"] = np.mean([np.asarray(r["tax_rates_per_seed"]) for r in last], 0)
+    out["curve_objective"] = [r["objective_per_seed"] for r in records]
+    return out
+
+
+def label(rates) -> str:
+    return "[" + ", ".join(f"{x:g}".lstrip("0") if 0 < x < 1 else f"{x:g}" for x in rates) + "]"
 
 
 def plot(payload: dict, path: str) -> None:
@@ -115,10 +107,13 @@ def plot(payload: dict, path: str) -> None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=200_000, help="env steps per seed")
+    ap.add_argument("--steps", type=int, default=128_000, help="env steps per seed")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--tail", type=float, default=0.2, help="fraction of training averaged at the end")
-    ap.add_argument("--only", nargs="*", default=None, help="names of principals to run")
+    ap.add_argument("--tail", type=float, default=0.5, help="fraction of training averaged at the end")
+    ap.add_argument("--search-levels", type=float, nargs="*", default=[0.0, 0.5, 1.0],
+                    help="rates per bracket of the schedule search (none: no search row)")
+    ap.add_argument("--only", nargs="*", default=None, help="rows to run: ppo none random fixed search")
+    ap.add_argument("--runs-dir", default=None, help="where the sweeps' run folders go (default: a temp dir)")
     ap.add_argument("--out", default="benchmarks/results/compare_principals.json")
     ap.add_argument("--plot", default="docs/compare_principals.png", help="figure path ('' for none)")
     ap.add_argument("--replot", action="store_true", help="only redraw the figure from --out's JSON")
@@ -130,30 +125,64 @@ def main(argv=None):
             plot(json.load(f), args.plot)
         print(f"wrote {args.plot}")
         return
-    base = [f"train.total_env_steps={args.steps}", "train.chunks=10"] + list(args.overrides)
-    results = {}
-    for name, ov in PRINCIPALS:
-        if args.only and name not in args.only:
-            continue
+    runs = args.runs_dir or tempfile.mkdtemp(prefix="sedjax_compare_")
+    base = [f"train.total_env_steps={args.steps}", "train.chunks=10", f"train.num_seeds={args.seeds}"] + QUIET \
+        + list(args.overrides)
+    wanted = set(args.only or ["ppo", "none", "random", "fixed", "search"])
+    results, timings = {}, {}
+    for name, ov in LEARNED:
+        if name in wanted:
+            t0 = time.time()
+            summary = loop.run(compose_config(base + ov), os.path.join(runs, name), verbose=False)
+            results[name] = summarise(summary["records"], args.tail)
+            timings[name] = time.time() - t0
+            steps = summary["total_env_steps"]
+            print(f"{name:22s} objective {results[name]['objective'].mean():7.3f}  ({timings[name]:.0f} s)", flush=True)
+    if "fixed" in wanted:
         t0 = time.time()
-        res, steps = run_one(base + ov, args.seeds, args.tail)
-        results[name] = res
-        print(f"{name:22s} objective {res['objective'].mean():7.3f} ± {res['objective'].std():.3f}  "
-              f"({time.time() - t0:.0f} s)", flush=True)
+        rates = "[" + ",".join("[" + ",".join(str(x) for x in r) + "]" for r in SPEC_SCHEDULES) + "]"
+        summary = loop.run(compose_config(base + ["principal=fixed", f"+sweep.principal.rates={rates}"]),
+                           os.path.join(runs, "fixed"), verbose=False)
+        timings["fixed"] = time.time() - t0
+        steps = summary["total_env_steps"]
+        for r, recs in zip(SPEC_SCHEDULES, summary["records"]):
+            results[f"fixed {label(r)}"] = summarise(recs, args.tail)
+        print(f"{len(SPEC_SCHEDULES)} fixed schedules ({timings['fixed']:.0f} s)", flush=True)
+    best = None
+    if "search" in wanted and args.search_levels:
+        t0 = time.time()
+        levels = "[" + ",".join(str(x) for x in args.search_levels) + "]"
+        found = search(compose_config(base + [f"search.levels={levels}", f"search.tail={args.tail}"]),
+                       os.path.join(runs, "search"), verbose=False)
+        timings["search"] = time.time() - t0
+        best = found["best"]
+        i = found["schedules"].index(tuple(best["schedule"]))
+        results[f"best of search {label(best['schedule'])}"] = summarise(found["records"][i], args.tail)
+        steps = best["total_env_steps"]
+        print(f"search over {len(found['schedules'])} schedules: best {best['schedule']} "
+              f"({timings['search']:.0f} s; folder {found['out_dir']})", flush=True)
     header = "| Principal | " + " | ".join(HEADERS) + " |"
     lines = [header, "|---|" + "---:|" * len(HEADERS)]
     for name, r in results.items():
-        cells = [f"{r[m].mean():.3f} ± {r[m].std():.3f}" for m in METRICS]
+        cells = []
+        for m in METRICS:
+            mean, lo, hi = mean_ci(r[m])
+            cells.append(f"{mean:.3f} [{lo:.3f}, {hi:.3f}]")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(f"\n{args.seeds} seeds x {steps:,} env steps each; metrics averaged over the last "
-          f"{int(args.tail * 100)} % of training; mean ± std over seeds\n")
+          f"{int(args.tail * 100)} % of training; mean over seeds [95 % t-interval]\n")
     print(table)
+    full = ("sedjax-search search.levels=[0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0] "
+            f"train.total_env_steps={args.steps} train.num_seeds={args.seeds} train.chunks=10 search.tail={args.tail} "
+            + " ".join(o for o in args.overrides) + " hydra.run.dir=runs/search_1331")
+    print(f"\nThe full search (1,331 schedules x {args.seeds} seeds) on an accelerator:\n  {full.strip()}")
     payload = {
         "steps_per_seed": steps, "seeds": args.seeds, "tail": args.tail, "overrides": base,
+        "search_levels": args.search_levels, "best_schedule": best, "timings_s": timings,
         "jax_version": jax.__version__, "device": str(jax.devices()[0].device_kind),
         "results": {k: {m: np.asarray(v).tolist() for m, v in r.items()} for k, r in results.items()},
-        "table": table,
+        "table": table, "full_search_command": full.strip(),
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:

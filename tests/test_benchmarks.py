@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import env_throughput, train_throughput  # noqa: E402
+from benchmarks import env_throughput, sweep_throughput, train_throughput  # noqa: E402
 
 
 def test_env_throughput_quick(tmp_path):
@@ -35,3 +35,16 @@ def test_train_throughput_quick(tmp_path):
     (row,) = saved["results"]
     assert row["num_envs"] == 2 and row["real"]["agent_steps_per_s"] > 0 and row["stub"]["agent_steps_per_s"] > 0
     assert row["real"]["env_steps_per_chunk"] == 2 * 50  # one Principal iteration per chunk
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_sweep_throughput_quick(tmp_path):
+    out = tmp_path / "sweep.json"
+    sweep_throughput.main(["--quick", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert [r["configs"] for r in saved["results"]] == [1, 3]
+    one, three = saved["results"]
+    assert three["env_steps_per_chunk"] == 3 * one["env_steps_per_chunk"]
+    for r in saved["results"]:
+        assert r["agent_steps_per_s"] > 0 and r["compile_s"] > 0 and r["memory_estimate_bytes"] > 0
+    assert saved["env"]["jax_version"] and "| configs K |" in saved["table"]

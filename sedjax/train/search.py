@@ -139,7 +139,8 @@ def _batch_size(cfg, requested, total: int) -> int:
 
 def search(cfg, out_dir, *, verbose: bool = True) -> dict:
     """Run the schedule search of ``cfg`` into ``out_dir``; returns ``{"rows", "best", "out_dir",
-    "wall_time"}`` (``rows``: one dict per schedule, as in ``search.csv``)."""
+    "wall_time", "schedules", "records"}`` (``rows``: one dict per schedule, as in ``search.csv``;
+    ``records``: each schedule's metrics records)."""
     from sedjax.envs import from_config
     from sedjax.train import loop
 
@@ -164,6 +165,7 @@ def search(cfg, out_dir, *, verbose: bool = True) -> dict:
     say(f"sedjax-search: {len(scheds)} schedules ({len(sc['levels'])} levels ^ {B} brackets) x {seeds} seed(s) x "
         f"{int(cfg.train.total_env_steps):,} env steps, in {num_batches} batch(es) of {size} -> {out_dir}")
     per_schedule: list[dict] = []
+    records: list[list[dict]] = []
     for b in range(num_batches):
         batch = scheds[b * size:(b + 1) * size]
         padded = batch + [batch[-1]] * (size - len(batch))  # equal sizes: one compiled program
@@ -173,6 +175,7 @@ def search(cfg, out_dir, *, verbose: bool = True) -> dict:
         summary = loop.run(c, out_dir / "batches" / str(b), verbose=verbose)
         for recs in summary["records"][:len(batch)]:
             per_schedule.append(tail_means(recs, sc["tail"]))
+            records.append(recs)
 
     rows = []
     for s, m in zip(scheds, per_schedule):
@@ -214,7 +217,8 @@ def search(cfg, out_dir, *, verbose: bool = True) -> dict:
     say(f"best schedule {best['schedule']}: objective {best['objective_mean']:.4f} "
         f"[{best['objective_ci_low']:.4f}, {best['objective_ci_high']:.4f}]; "
         f"{len(ties)} schedule(s) not distinguishable from it; {wall:.0f}s -> {out_dir / 'search.csv'}")
-    return {"rows": rows, "best": best, "out_dir": str(out_dir), "wall_time": wall}
+    return {"rows": rows, "best": best, "out_dir": str(out_dir), "wall_time": wall, "schedules": scheds,
+            "records": records}
 
 
 def plot_search(rows: list[dict], num_brackets: int, levels, path, best=None) -> None:
