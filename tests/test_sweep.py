@@ -147,3 +147,16 @@ def test_sweep_over_memory_is_refused_before_compiling(tmp_path, monkeypatch):
         loop.run(compose_config(TINY + ["+sweep.agents.lr=[1e-3,1e-2]"]), tmp_path, verbose=False)
     assert all("chunk" not in p for p in loop._PROGRAMS.values())  # nothing was compiled
     assert not (tmp_path / "sweep" / "0" / "metrics.jsonl").exists()
+
+
+def test_runs_differing_in_traced_values_share_a_program_but_not_across_static_settings():
+    """Traced values are arguments of the compiled program (one compile for runs that differ only
+    in them); a traced key whose value fixes a static setting (types.sigma: a number builds the
+    'fixed' sampler, 'uniform' another) must not reuse the other's program."""
+    a = compose_config(TINY + ["agents.lr=1e-3", "tax.thresholds=[0,3,9]"])
+    b = compose_config(TINY + ["agents.lr=1e-2"])
+    c = compose_config(TINY + ["types.sigma=0.5"])
+    key = lambda cfg: loop._program_key(cfg, 2, make_train(cfg))  # noqa: E731
+    assert key(a) == key(b)
+    assert key(a) != key(c)
+    assert loop._program_key(a, 2, make_train(a)) != loop._program_key(a, 4, make_train(a))

@@ -88,7 +88,7 @@ _PROGRAMS: OrderedDict[str, dict] = OrderedDict()
 _PROGRAMS_KEPT = 2
 
 
-def _program_key(cfg, num_runs: int) -> str:
+def _program_key(cfg, num_runs: int, program: Program | None = None) -> str:
     """What determines the compiled programs: the static config (no seed, no traced values, no
     host-side options) and the number of vmapped runs."""
     c = OmegaConf.to_container(cfg, resolve=True)
@@ -100,6 +100,8 @@ def _program_key(cfg, num_runs: int) -> str:
         c.get(group, {}).pop(name, None)
     c["train"] = {k: v for k, v in c.get("train", {}).items() if k not in ("resume", "plots", "checkpoint")}
     c["_runs"] = int(num_runs)
+    if program is not None:  # what a traced key's value may still fix (e.g. a type distribution's family)
+        c["_static"] = repr((program.env.static, getattr(program.env, "grid", None) and program.env.grid.static))
     return json.dumps(c, sort_keys=True, default=str)
 
 
@@ -108,7 +110,7 @@ def _programs(cfg, program: Program, num_runs: int) -> dict:
     by the runs of one process with the same program (e.g. a run and its resumption, several seeds'
     runs in a notebook, the batches of a schedule search), so they are compiled once. ``program``
     must be ``make_train(cfg)`` (its static settings; traced ones are arguments)."""
-    key = _program_key(cfg, num_runs)
+    key = _program_key(cfg, num_runs, program)
     if key in _PROGRAMS:
         _PROGRAMS.move_to_end(key)
         return _PROGRAMS[key]
@@ -178,9 +180,9 @@ def _timing_cache() -> Path:
     return Path(root) / "timings.json"
 
 
-def _timing_key(cfg, num_runs: int) -> str:
+def _timing_key(cfg, num_runs: int, program: Program) -> str:
     d = jax.devices()[0]
-    text = f"{_program_key(cfg, num_runs)}|{d.platform}|{d.device_kind}|{jax.device_count()}|{jax.__version__}"
+    text = f"{_program_key(cfg, num_runs, program)}|{d.platform}|{d.device_kind}|{jax.device_count()}|{jax.__version__}"
     return hashlib.sha1(text.encode()).hexdigest()
 
 
@@ -205,11 +207,11 @@ def _write_timing(key: str, compile_s: float, chunk_s: float) -> None:
         pass  # a read-only home: no ETA next time, nothing else lost
 
 
-def eta_before_compile(cfg, num_runs: int, chunks: int) -> str:
+def eta_before_compile(cfg, program: Program, num_runs: int, chunks: int) -> str:
     """The ETA of a run of ``chunks`` chunks, from an earlier run of the same compiled program on
     this machine (same static config, number of vmapped runs, device and jax), or a statement that
     none is known yet. Nothing short of compiling can time a new program honestly."""
-    t = _read_timing(_timing_key(cfg, num_runs))
+    t = _read_timing(_timing_key(cfg, num_runs, program))
     if t is None:
         return "ETA: after the first chunk (no earlier run of this program on this machine)"
     total = t["compile_s"] + chunks * t["chunk_s"]
@@ -277,7 +279,7 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
         say(f"sweep: {K} configurations ({' x '.join(f'{len(set(map(str, v)))} {k}' for k, v in zip(swept.keys, zip(*swept.values)))})"
             f" x {num_seeds} seed(s) = {num_runs} runs in one program; memory estimate {need / 2**30:.2f} GiB"
             + (f" of {have / 2**30:.1f} GiB ({kind})" if have else "")
-            + "; " + eta_before_compile(base, num_runs, (num_chunks if max_chunks is None else max_chunks)))
+            + "; " + eta_before_compile(base, program, num_runs, (num_chunks if max_chunks is None else max_chunks)))
         if have is not None and need > have:
             raise MemoryError(
                 f"the sweep needs about {need / 2**30:.1f} GiB, more than the device's {have / 2**30:.1f} GiB: "
@@ -345,7 +347,7 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
             mngr.close()
 
     if chunk_times and compile_time > 0:
-        _write_timing(_timing_key(base, num_runs), compile_time, float(np.median(chunk_times)))
+        _write_timing(_timing_key(base, num_runs, program), compile_time, float(np.median(chunk_times)))
     chunks_done = max(start_chunk, end_chunk)
     if make_plots:
         from sedjax.train import plots
