@@ -8,8 +8,8 @@ Principal iteration of every configuration. "K separate runs" is K times the mea
 Hydra's ``-m`` runs them, each compiling its own program (``make_train`` builds new closures).
 
 Reported per K: steady-state agent-steps/s of the sweep and of the separate runs, the ratio, and
-the end-to-end ratio including compile for a run of ``--chunks`` chunks (default: the default run's
-20). Also XLA's measured memory of the compiled sweep (``memory_analysis``) beside the sweep's
+the end-to-end ratios including compile for runs of ``--iterations`` Principal iterations (default
+20 = one episode per env, as in a short search, and 200 = the default run). Also XLA's measured memory of the compiled sweep (``memory_analysis``) beside the sweep's
 pre-compile estimate (:func:`sedjax.train.loop.memory_estimate`).
 
     python benchmarks/sweep_throughput.py                   # K = 1, 8, 27, 81 on the default config
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import sys
 import time
@@ -68,9 +69,7 @@ def measure(base, k: int, repeats: int):
     t0 = time.perf_counter()
     compiled = jax.jit(jax.vmap(program.chunk)).lower(runner).compile()
     compile_s = time.perf_counter() - t0
-    mem = compiled.memory_analysis()
-    measured = None if mem is None else int(mem.temp_size_in_bytes + mem.argument_size_in_bytes
-                                            + mem.output_size_in_bytes - mem.alias_size_in_bytes)
+    measured = loop.compiled_memory(compiled)
     res = time_compiled(_Precompiled(compiled), (runner,), repeats=repeats, warmup=1, feed=lambda out, args: (out[0],))
     steps = k * program.schedule.steps_per_chunk
     n = program.schedule.num_agents
@@ -85,7 +84,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", type=int, nargs="+", default=[1, 8, 27, 81])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--chunks", type=int, default=20, help="chunks of the run the end-to-end ratio is for")
+    ap.add_argument("--iterations", type=int, nargs="+", default=[20, 200],
+                    help="run lengths (Principal iterations) the end-to-end ratios are for (default config: "
+                         "20 = one episode per env, 200 = the default run)")
+    ap.add_argument("--from-json", default=None, help="only re-render the table from a saved JSON")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, for smoke tests")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/sweep_throughput.json)")
     ap.add_argument("overrides", nargs="*", help="extra Hydra-style config overrides")
@@ -100,35 +102,48 @@ def main(argv=None):
     per_iter = env_steps_per_iteration(compose_config(base))
     base += ["train.chunks=1", f"train.total_env_steps={per_iter}"]  # one chunk = one Principal iteration
     info = env_info()
-    results = {}
-    for k in args.configs:
-        results[k] = measure(base, k, args.repeats)
-        print(f"K={k}: {results[k]['agent_steps_per_s']:,.0f} agent-steps/s, compile {results[k]['compile_s']:.1f}s",
-              flush=True)
+    if args.from_json:
+        with open(args.from_json) as f:
+            saved = json.load(f)
+        results = {r["configs"]: r for r in saved["results"]}
+        info, args.repeats = saved["env"], saved["repeats"]
+        args.configs = sorted(results)
+    else:
+        results = {}
+        for k in args.configs:
+            results[k] = measure(base, k, args.repeats)
+            print(f"K={k}: {results[k]['agent_steps_per_s']:,.0f} agent-steps/s, compile {results[k]['compile_s']:.1f}s",
+                  flush=True)
     one = results[1]
     rows, out = [], []
     for k in args.configs:
         r = results[k]
         sep_sps = one["agent_steps_per_s"]  # K separate runs: K x the time of one, same steps
         ratio = r["agent_steps_per_s"] / sep_sps
-        sweep_total = r["compile_s"] + args.chunks * r["chunk_median_s"]
-        sep_total = k * (one["compile_s"] + args.chunks * one["chunk_median_s"])
-        r.update(separate_agent_steps_per_s=sep_sps, steady_ratio=ratio,
-                 end_to_end_s=sweep_total, separate_end_to_end_s=sep_total, end_to_end_ratio=sep_total / sweep_total)
+        r.update(separate_agent_steps_per_s=sep_sps, steady_ratio=ratio, end_to_end={})
+        cells = []
+        for iters in args.iterations:
+            sweep_total = r["compile_s"] + iters * r["chunk_median_s"]
+            sep_total = k * (one["compile_s"] + iters * one["chunk_median_s"])
+            r["end_to_end"][str(iters)] = {"sweep_s": sweep_total, "separate_s": sep_total,
+                                          "ratio": sep_total / sweep_total}
+            cells.append(f"{sep_total / sweep_total:.2f}x")
         out.append(r)
-        rows.append([k, r["agent_steps_per_s"], sep_sps, f"{ratio:.2f}x", r["compile_s"], k * one["compile_s"],
-                     f"{sep_total / sweep_total:.2f}x", f"{r['memory_estimate_bytes'] / 2**20:.0f}",
+        rows.append([k, r["agent_steps_per_s"], sep_sps, f"{ratio:.2f}x", r["compile_s"], k * one["compile_s"], *cells,
+                     f"{r['memory_estimate_bytes'] / 2**20:.0f}",
                      "-" if r["memory_measured_bytes"] is None else f"{r['memory_measured_bytes'] / 2**20:.0f}"])
+    steps_per_iter = one["env_steps_per_chunk"]
     table = markdown_table(
         ["configs K", "sweep agent-steps/s", "K separate agent-steps/s", "steady ratio", "sweep compile (s)",
-         "K separate compiles (s)", f"end-to-end ratio ({args.chunks} chunks)", "memory est. (MiB)",
-         "XLA memory (MiB)"], rows)
+         "K separate compiles (s)"]
+        + [f"end-to-end ratio, {i} iterations ({i * steps_per_iter // 1000}k env steps)" for i in args.iterations]
+        + ["memory est. (MiB)", "XLA memory (MiB)"], rows)
     print()
     print(f"Sweep throughput ({env_info_line(info)}); medians of {args.repeats} chunks; one seed per configuration")
     print(table)
     cfg = compose_config(base)
     path = write_json("sweep_throughput", {
-        "env": info, "overrides": base, "repeats": args.repeats, "chunks": args.chunks, "results": out,
+        "env": info, "overrides": base, "repeats": args.repeats, "iterations": args.iterations, "results": out,
         "table": table,
         "config": {"num_envs": int(cfg.train.num_envs), "num_agents": int(cfg.env.num_agents),
                    "rollout_len": int(cfg.train.rollout_len), "principal": "fixed", "seeds_per_config": 1},

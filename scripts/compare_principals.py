@@ -138,17 +138,7 @@ def main(argv=None):
             timings[name] = time.time() - t0
             steps = summary["total_env_steps"]
             print(f"{name:22s} objective {results[name]['objective'].mean():7.3f}  ({timings[name]:.0f} s)", flush=True)
-    if "fixed" in wanted:
-        t0 = time.time()
-        rates = "[" + ",".join("[" + ",".join(str(x) for x in r) + "]" for r in SPEC_SCHEDULES) + "]"
-        summary = loop.run(compose_config(base + ["principal=fixed", f"+sweep.principal.rates={rates}"]),
-                           os.path.join(runs, "fixed"), verbose=False)
-        timings["fixed"] = time.time() - t0
-        steps = summary["total_env_steps"]
-        for r, recs in zip(SPEC_SCHEDULES, summary["records"]):
-            results[f"fixed {label(r)}"] = summarise(recs, args.tail)
-        print(f"{len(SPEC_SCHEDULES)} fixed schedules ({timings['fixed']:.0f} s)", flush=True)
-    best = None
+    best, found = None, None
     if "search" in wanted and args.search_levels:
         t0 = time.time()
         levels = "[" + ",".join(str(x) for x in args.search_levels) + "]"
@@ -156,11 +146,31 @@ def main(argv=None):
                        os.path.join(runs, "search"), verbose=False)
         timings["search"] = time.time() - t0
         best = found["best"]
-        i = found["schedules"].index(tuple(best["schedule"]))
-        results[f"best of search {label(best['schedule'])}"] = summarise(found["records"][i], args.tail)
         steps = best["total_env_steps"]
         print(f"search over {len(found['schedules'])} schedules: best {best['schedule']} "
               f"({timings['search']:.0f} s; folder {found['out_dir']})", flush=True)
+    if "fixed" in wanted:
+        # The SPEC's schedules; those the search already trained are taken from it (same keys).
+        in_search = {} if found is None else {s: i for i, s in enumerate(found["schedules"])}
+        todo = [r for r in SPEC_SCHEDULES if tuple(float(x) for x in r) not in in_search]
+        fixed_records = {}
+        if todo:
+            t0 = time.time()
+            rates = "[" + ",".join("[" + ",".join(str(x) for x in r) + "]" for r in todo) + "]"
+            summary = loop.run(compose_config(base + ["principal=fixed", f"+sweep.principal.rates={rates}"]),
+                               os.path.join(runs, "fixed"), verbose=False)
+            timings["fixed"] = time.time() - t0
+            steps = summary["total_env_steps"]
+            fixed_records = {tuple(float(x) for x in r): recs for r, recs in zip(todo, summary["records"])}
+            print(f"{len(todo)} fixed schedules ({timings['fixed']:.0f} s)", flush=True)
+        for r in SPEC_SCHEDULES:
+            key = tuple(float(x) for x in r)
+            recs = fixed_records[key] if key in fixed_records else found["records"][in_search[key]]
+            name = f"fixed {label(r)}" + (" (= none)" if not any(r) else "")
+            results[name] = summarise(recs, args.tail)
+    if best is not None:
+        i = found["schedules"].index(tuple(best["schedule"]))
+        results[f"best of search {label(best['schedule'])}"] = summarise(found["records"][i], args.tail)
     header = "| Principal | " + " | ".join(HEADERS) + " |"
     lines = [header, "|---|" + "---:|" * len(HEADERS)]
     for name, r in results.items():

@@ -219,6 +219,17 @@ def eta_before_compile(cfg, program: Program, num_runs: int, chunks: int) -> str
             f"{t['chunk_s']:.1f}s, measured by an earlier run of this program here)")
 
 
+def compiled_memory(compiled) -> int | None:
+    """Bytes XLA reserves for a compiled program (arguments + outputs + temporaries - aliased)."""
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # noqa: BLE001 - not every backend reports it
+        return None
+    if m is None:
+        return None
+    return int(m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes)
+
+
 # ----------------------------------------------------------------------------- the run
 def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) -> dict:
     """Train as configured by ``cfg`` (a composed config, e.g. :func:`sedjax.train.config.compose_config`),
@@ -315,7 +326,9 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
             programs["chunk"] = jax.jit(jax.vmap(program.chunk)).lower(runner).compile()
         chunk_fn = programs["chunk"]
         compile_time = time.perf_counter() - t0
-        say(f"compiled in {compile_time:.1f}s")
+        used = compiled_memory(chunk_fn)
+        say(f"compiled in {compile_time:.1f}s" + (f"; XLA's memory for a chunk: {used / 2**30:.2f} GiB"
+                                                    if swept is not None and used else ""))
 
     mngr = manager(out_dir / CHECKPOINT_DIR) if use_ckpt and start_chunk < end_chunk else None
     train_time, chunk_times = 0.0, []

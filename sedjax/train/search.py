@@ -204,7 +204,7 @@ def search(cfg, out_dir, *, verbose: bool = True) -> dict:
         "indistinguishable": ties,
         "test": f"paired t-test over seeds against the best, p >= {sc['alpha']} ({seeds} seeds)",
         "tail": sc["tail"], "levels": sc["levels"], "num_schedules": len(scheds),
-        "total_env_steps": int(cfg.train.total_env_steps), "num_seeds": seeds,
+        "total_env_steps": int(records[best_i][-1]["env_steps"]) if records[best_i] else 0, "num_seeds": seeds,
     }
     with open(out_dir / "search.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
