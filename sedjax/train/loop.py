@@ -161,15 +161,19 @@ def _device_memory() -> tuple[int | None, str]:
         return None, d.device_kind
 
 
+TRAJECTORY_COPIES = 7
+
+
 def memory_estimate(program: Program, runner_shape, num_runs: int) -> int:
     """Bytes a chunk of ``num_runs`` vmapped runs needs, estimated before compiling: the runner
-    state, plus a rollout's trajectory (``rollout_len`` steps of the batch's observations and
-    per-step values) held three times over (the trajectory, its shuffled minibatches and the
-    network's activations and gradients over a minibatch are of that order). Measured against
-    XLA's ``memory_analysis()`` of the compiled chunk in ``benchmarks/sweep_throughput.py``."""
+    state, plus ``TRAJECTORY_COPIES`` times a rollout's trajectory (``rollout_len`` steps of the
+    batch's observations and per-step values: the trajectory itself, its shuffled minibatches, the
+    network's activations and gradients). The factor is calibrated against XLA's
+    ``memory_analysis()`` of the compiled chunk on the default config
+    (``benchmarks/sweep_throughput.py``: 2.1x a 3-copy estimate at K = 1 .. 81 configurations)."""
     per_run = sweep.tree_bytes(runner_shape) // max(1, num_runs)
     step = sweep.tree_bytes(runner_shape.obs) // max(1, num_runs) + 16 * program.schedule.num_envs * program.schedule.num_agents
-    return int(num_runs * (per_run + 3 * program.schedule.rollout_len * step))
+    return int(num_runs * (per_run + TRAJECTORY_COPIES * program.schedule.rollout_len * step))
 
 
 def _timing_cache() -> Path:
