@@ -75,18 +75,34 @@ def plot(payload: dict, path: str) -> None:
     results = payload["results"]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, 5.5), constrained_layout=True)
     steps = payload["steps_per_seed"]
+    if min(len(r["curve_objective"]) for r in results.values()) < 2:
+        # One chunk per run (e.g. one episode): no curve to draw; the objective per voting round instead.
+        names = list(results)
+        for j, (m, lab) in enumerate((("objective_first_round", "first voting round"),
+                                      ("objective_last_round", "last voting round"))):
+            vals = [np.mean(results[n][m]) for n in names]
+            errs = [np.std(results[n][m]) for n in names]
+            ax.bar(np.arange(len(names)) + (j - 0.5) * 0.4, vals, 0.4, yerr=errs, label=lab)
+        ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("objective per tax period")
+        ax.set_title(f"objective in an episode's first and last voting round ({steps:,} env steps, mean ± std)")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8)
+        results = {}  # the curve loop below has nothing to draw
     for name, r in results.items():
         curve = np.asarray(r["curve_objective"])  # (chunks, seeds)
         x = steps * np.arange(1, len(curve) + 1) / len(curve)
         m, sd = curve.mean(1), curve.std(1)
         (line,) = ax.plot(x, m, marker=".", label=name, lw=2.5 if name == "ppo" else 1.2)
         ax.fill_between(x, m - sd, m + sd, color=line.get_color(), alpha=0.12, linewidth=0)
-    ax.set_xlabel("env steps per seed")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))
-    ax.set_ylabel("objective per tax period")
-    ax.set_title("Principal objective during training (each point: one episode's average)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if results:
+        ax.set_xlabel("env steps per seed")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))
+        ax.set_ylabel("objective per tax period")
+        ax.set_title("Principal objective during training (each point: one chunk's average)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    results = payload["results"]
     names = list(results)
     metrics = [("objective", "objective"), ("productivity", "apples / env step"), ("equality", "equality"),
                ("apples_alive", "apples alive / 64")]
