@@ -67,3 +67,17 @@ def test_search_helpers():
 def test_bad_search_config(override, match):
     with pytest.raises(ValueError, match=match):
         check_search(compose_config([override]))
+
+
+def test_search_in_batches_equals_one_batch(tmp_path):
+    """search.batch splits the schedules into equal, padded batches (one compiled program): the same
+    rows as a single batch, since every schedule's seed s uses the same keys."""
+    levels = ["search.levels=[0,1]", "train.total_env_steps=800", "train.chunks=1"]
+    one = search(compose_config(SMALL + KNOWN_OPTIMUM + levels), tmp_path / "one", verbose=False)
+    split = search(compose_config(SMALL + KNOWN_OPTIMUM + levels + ["search.batch=3"]), tmp_path / "split",
+                   verbose=False)
+    assert len(list((tmp_path / "split" / "batches").iterdir())) == 3  # 8 schedules: 3 + 3 + 2 (padded)
+    assert [r["rank"] for r in split["rows"]] == [r["rank"] for r in one["rows"]]
+    np.testing.assert_allclose([r["objective_mean"] for r in split["rows"]],
+                               [r["objective_mean"] for r in one["rows"]], rtol=1e-5)
+    assert split["best"]["schedule"] == one["best"]["schedule"]
