@@ -64,7 +64,7 @@ def measure(base, k: int, repeats: int):
     hypers = sweep.repeat_runs(swept.hypers, 1)
     keys = sweep.tile_keys(seed_keys(0, 1), k)
     init = jax.jit(jax.vmap(program.init))
-    estimate = loop.memory_estimate(program, jax.eval_shape(init, keys, hypers), k)
+    estimate = loop.memory_estimate(program, k)
     runner = init(keys, hypers)
     t0 = time.perf_counter()
     compiled = jax.jit(jax.vmap(program.chunk)).lower(runner).compile()

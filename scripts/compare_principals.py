@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sedjax.train import loop  # noqa: E402
 from sedjax.train.config import compose_config  # noqa: E402
-from sedjax.train.search import mean_ci, search  # noqa: E402
+from sedjax.train.search import mean_ci, search, tail_means  # noqa: E402
 
 LEARNED = [("ppo", ["principal=ppo"]), ("none", ["principal=none"]), ("random", ["principal=random"])]
 SPEC_SCHEDULES = [[0, 0, 0], [0.1, 0.25, 0.37], [0, 0.6, 1], [0.5, 0.5, 0.5], [1, 1, 1]]
@@ -46,16 +46,13 @@ QUIET = ["train.plots=false", "train.checkpoint=false"]
 
 
 def summarise(records: list[dict], tail: float) -> dict:
-    """Per seed, each metric's mean over the last ``tail`` of the chunks (nanmean: equality is NaN
-    in a chunk where nobody earned); plus the objective curve."""
+    """Per seed, each metric's mean over the last ``round(tail * chunks)`` chunks (at least one;
+    :func:`sedjax.train.search.tail_means` over them); plus the objective curve."""
     k = max(1, int(round(tail * len(records))))
-    last = records[-k:]
-    out = {}
-    for m in METRICS:
-        key = "mean_tax_rate_per_seed" if m == "mean_rate" else f"{m}_per_seed"
-        with np.errstate(invalid="ignore"):
-            out[m] = np.nanmean(np.asarray([r[key] for r in last], np.float64), 0)
-    out["tax_rates"] = np.mean([np.asarray(r["tax_rates_per_seed"]) for r in last], 0)
+    keys = {m: "mean_tax_rate" if m == "mean_rate" else m for m in METRICS}
+    means = tail_means(records[-k:], 1.0, [*keys.values(), "tax_rates"])
+    out = {m: means[key] for m, key in keys.items()}
+    out["tax_rates"] = means["tax_rates"]
     out["curve_objective"] = [r["objective_per_seed"] for r in records]
     return out
 

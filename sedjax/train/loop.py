@@ -154,8 +154,6 @@ def _device_memory() -> tuple[int | None, str]:
     if stats.get("bytes_limit"):
         return int(stats["bytes_limit"]), d.device_kind
     try:
-        import os
-
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), d.device_kind
     except (ValueError, OSError, AttributeError):
         return None, d.device_kind
@@ -164,13 +162,16 @@ def _device_memory() -> tuple[int | None, str]:
 TRAJECTORY_COPIES = 7
 
 
-def memory_estimate(program: Program, runner_shape, num_runs: int) -> int:
-    """Bytes a chunk of ``num_runs`` vmapped runs needs, estimated before compiling: the runner
+def memory_estimate(program: Program, num_runs: int) -> int:
+    """Bytes a chunk of ``num_runs`` vmapped runs of ``program`` needs, estimated before compiling
+    (from shapes only: ``jax.eval_shape`` of the vmapped ``init``, nothing is run): the runner
     state, plus ``TRAJECTORY_COPIES`` times a rollout's trajectory (``rollout_len`` steps of the
     batch's observations and per-step values: the trajectory itself, its shuffled minibatches, the
     network's activations and gradients). The factor is calibrated against XLA's
     ``memory_analysis()`` of the compiled chunk on the default config
     (``benchmarks/sweep_throughput.py``: 2.1x a 3-copy estimate at K = 1 .. 81 configurations)."""
+    hypers = sweep.repeat_runs(jax.tree.map(lambda x: np.asarray(x)[None], program.hypers), num_runs)
+    runner_shape = jax.eval_shape(jax.vmap(program.init), seed_keys(0, num_runs), hypers)
     per_run = sweep.tree_bytes(runner_shape) // max(1, num_runs)
     step = sweep.tree_bytes(runner_shape.obs) // max(1, num_runs) + 16 * program.schedule.num_envs * program.schedule.num_agents
     return int(num_runs * (per_run + TRAJECTORY_COPIES * program.schedule.rollout_len * step))
@@ -288,8 +289,7 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
     run_keys = sweep.tile_keys(keys, K)
     programs = _programs(base, program, num_runs)
     if swept is not None:
-        shape = jax.eval_shape(programs["init"], run_keys, hypers)
-        need = memory_estimate(program, shape, num_runs)
+        need = memory_estimate(program, num_runs)
         have, kind = _device_memory()
         say(f"sweep: {K} configurations ({' x '.join(f'{len(set(map(str, v)))} {k}' for k, v in zip(swept.keys, zip(*swept.values)))})"
             f" x {num_seeds} seed(s) = {num_runs} runs in one program; memory estimate {need / 2**30:.2f} GiB"

@@ -16,7 +16,8 @@ Principal's reward, i.e. the objective the run's vote picks. Outputs in the run 
 * ``search.csv``: ``rate_0 .. rate_{B-1}``, ``objective_mean``, ``objective_ci_low``,
   ``objective_ci_high``, then the other metrics' means, ``rank`` (1 = best objective) and ``seeds``;
 * ``best.json``: the best schedule, its objective with the interval, and the schedules not
-  distinguishable from it (Welch's t-test against the best, p >= ``search.alpha``);
+  distinguishable from it (a paired t-test over seeds against the best, p >= ``search.alpha``;
+  seeds share their PRNG keys across schedules);
 * ``search.png``: heatmaps of the objective over the first two brackets' rates, one panel per rate
   of the third (averaged over any further brackets);
 * ``batches/<i>/``: each batch's sweep (``sweep.csv``, ``sweep/<k>/metrics.jsonl``).
@@ -73,11 +74,12 @@ def check_search(cfg) -> dict:
     return {"levels": lv.tolist(), "tail": float(tail), "batch": batch, "alpha": float(alpha)}
 
 
-def tail_means(records: list[dict], tail: float) -> dict[str, np.ndarray]:
-    """Per seed, each metric's mean over the last ``tail`` fraction of the chunks (>= 1 chunk)."""
+def tail_means(records: list[dict], tail: float, metrics: Sequence[str] = METRICS) -> dict[str, np.ndarray]:
+    """Per seed, each metric's mean over the last ``tail`` fraction of the chunks (>= 1 chunk;
+    nanmean: equality is NaN in a chunk where nobody earned)."""
     n = max(1, int(math.ceil(tail * len(records))))
     out = {}
-    for m in METRICS:
+    for m in metrics:
         rows = [r.get(f"{m}_per_seed") for r in records[-n:]]
         if any(v is None for v in rows):
             continue
@@ -121,16 +123,10 @@ def _batch_size(cfg, requested, total: int) -> int:
     fits in 80 % of the device's memory."""
     if requested is not None:
         return min(int(requested), total)
-    import jax
-
     from sedjax.train import loop
     from sedjax.train.program import make_train
 
-    program = make_train(cfg)
-    seeds = int(cfg.train.num_seeds)
-    hypers = jax.tree.map(lambda x: np.repeat(np.asarray(x)[None], seeds, 0), program.hypers)
-    one = jax.eval_shape(jax.vmap(program.init), jax.random.split(jax.random.key(0), seeds), hypers)
-    per_schedule = loop.memory_estimate(program, one, seeds)
+    per_schedule = loop.memory_estimate(make_train(cfg), int(cfg.train.num_seeds))
     have, _ = loop._device_memory()
     if have is None:
         return total
