@@ -74,7 +74,10 @@ def runs(tmp_path_factory, compile_cache):
 def test_run_writes_config_metrics_plots_checkpoint(runs):
     d = runs["root"] / "straight"
     saved = OmegaConf.load(d / "config.yaml")
-    assert OmegaConf.to_container(saved) == OmegaConf.to_container(runs["cfg"], resolve=True)
+    saved = OmegaConf.to_container(saved)
+    used = saved["train"]["mesh"].pop("used")  # the devices the run used, recorded beside the config
+    assert used["devices"] == jax.device_count() and used["runs"] * used["envs"] == used["devices"]
+    assert saved == OmegaConf.to_container(runs["cfg"], resolve=True)
     recs = read_metrics(d)
     assert len(recs) == 2 and [r["chunk"] for r in recs] == [0, 1]
     for r in recs:

@@ -143,7 +143,7 @@ def test_fixed_rates_sweep_checks_rates():
 def test_sweep_over_memory_is_refused_before_compiling(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "_device_memory", lambda: (1024, "test device"))
     monkeypatch.setattr(loop, "_PROGRAMS", loop.OrderedDict())
-    with pytest.raises(MemoryError, match=r"needs about .* GiB, more than the device's"):
+    with pytest.raises(MemoryError, match=r"needs about .* GiB per device, more than the device's"):
         loop.run(compose_config(TINY + ["+sweep.agents.lr=[1e-3,1e-2]"]), tmp_path, verbose=False)
     assert all("chunk" not in p for p in loop._PROGRAMS.values())  # nothing was compiled
     assert not (tmp_path / "sweep" / "0" / "metrics.jsonl").exists()

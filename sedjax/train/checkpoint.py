@@ -52,6 +52,21 @@ def _from_saved(saved: dict, like):
     return jax.tree.unflatten(treedef, out)
 
 
+def _target_shardings(like) -> list:
+    """Where each restored leaf goes: the sharding of ``like``'s leaf (a run's mesh: every process
+    reads the shards on its devices), or the first device for an abstract ``like``."""
+    default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    out = []
+    for x in jax.tree.leaves(like):
+        s = getattr(x, "sharding", None)
+        if not isinstance(s, jax.sharding.Sharding):
+            s = default
+        elif _is_key(x) and isinstance(s, jax.sharding.NamedSharding):
+            s = jax.sharding.NamedSharding(s.mesh, s.spec)  # key_data adds a trailing, unsplit axis
+        out.append(s)
+    return out
+
+
 def manager(ckpt_dir: Path):
     """An Orbax ``CheckpointManager`` keeping the latest checkpoint only."""
     import orbax.checkpoint as ocp
@@ -82,9 +97,8 @@ def load_checkpoint(out_dir, like) -> tuple[Any, dict] | None:
         step = mngr.latest_step()
         if step is None:
             return None
-        sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sharding)
-                  for k, v in jax.eval_shape(_to_saveable, like).items()}
+        target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=s)
+                  for (k, v), s in zip(jax.eval_shape(_to_saveable, like).items(), _target_shardings(like))}
         restored = mngr.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
     finally:

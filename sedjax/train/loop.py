@@ -38,12 +38,16 @@ from omegaconf import OmegaConf
 
 from sedjax.train.checkpoint import CHECKPOINT_DIR, load_checkpoint, manager, save_checkpoint
 from sedjax.train.metrics import append_metrics, chunk_record, format_summary, summarize, write_metrics
-from sedjax.train import sweep
+from sedjax.train import distributed, sweep
 from sedjax.train.config import plain
+from sedjax.train.mesh import RunMesh, make_run_mesh
 from sedjax.train.program import Program, make_train, seed_keys
+from sedjax.train.trackers import check_loggers, make_trackers
 
-# Keys of the config that may change between a run and its resumption.
-_RESUME_FREE_KEYS = {"train.resume", "train.plots", "train.checkpoint"}
+# Keys of the config that may change between a run and its resumption (train.mesh.used.*: the
+# devices the run used, recorded in config.yaml; a resumed run may use others).
+_RESUME_FREE_KEYS = {"train.resume", "train.plots", "train.checkpoint", "train.compilation_cache"}
+_RESUME_FREE_PREFIXES = ("train.mesh.", "distributed.", "logger", "wandb.")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -73,7 +77,8 @@ def _flat_config(cfg) -> dict:
 def config_differences(a, b, ignore=_RESUME_FREE_KEYS) -> list[str]:
     """Dotted keys whose values differ between configs ``a`` and ``b`` (except ``ignore``)."""
     fa, fb = _flat_config(a), _flat_config(b)
-    return sorted(k for k in set(fa) | set(fb) if k not in ignore and fa.get(k, "<missing>") != fb.get(k, "<missing>"))
+    return sorted(k for k in set(fa) | set(fb) if k not in ignore and not k.startswith(_RESUME_FREE_PREFIXES)
+                  and fa.get(k, "<missing>") != fb.get(k, "<missing>"))
 
 
 def quiet_libraries() -> None:
@@ -88,9 +93,9 @@ _PROGRAMS: OrderedDict[str, dict] = OrderedDict()
 _PROGRAMS_KEPT = 2
 
 
-def _program_key(cfg, num_runs: int, program: Program | None = None) -> str:
+def _program_key(cfg, num_runs: int, program: Program | None = None, rmesh: RunMesh | None = None) -> str:
     """What determines the compiled programs: the static config (no seed, no traced values, no
-    host-side options) and the number of vmapped runs."""
+    host-side options), the number of vmapped runs and the mesh's devices."""
     c = OmegaConf.to_container(cfg, resolve=True)
     c.pop("seed", None)
     c.pop("sweep", None)
@@ -98,23 +103,33 @@ def _program_key(cfg, num_runs: int, program: Program | None = None) -> str:
     for key in sweep.SWEEPABLE:  # traced: arguments of the compiled program, not part of it
         group, name = key.split(".")
         c.get(group, {}).pop(name, None)
-    c["train"] = {k: v for k, v in c.get("train", {}).items() if k not in ("resume", "plots", "checkpoint")}
+    c["train"] = {k: v for k, v in c.get("train", {}).items()
+                  if k not in ("resume", "plots", "checkpoint", "mesh", "compilation_cache")}
+    for host_side in ("distributed", "logger", "wandb"):
+        c.pop(host_side, None)
     c["_runs"] = int(num_runs)
+    if rmesh is not None:
+        c["_mesh"] = [rmesh.runs, rmesh.envs, [d.id for d in rmesh.mesh.devices.flat]]
     if program is not None:  # what a traced key's value may still fix (e.g. a type distribution's family)
         c["_static"] = repr((program.env.static, getattr(program.env, "grid", None) and program.env.grid.static))
     return json.dumps(c, sort_keys=True, default=str)
 
 
-def _programs(cfg, program: Program, num_runs: int) -> dict:
-    """The jitted ``init`` and compiled ``chunk`` (filled in by :func:`run`) of this config, shared
-    by the runs of one process with the same program (e.g. a run and its resumption, several seeds'
-    runs in a notebook, the batches of a schedule search), so they are compiled once. ``program``
-    must be ``make_train(cfg)`` (its static settings; traced ones are arguments)."""
-    key = _program_key(cfg, num_runs, program)
+def _programs(cfg, program: Program, num_runs: int, rmesh: RunMesh, keys, hypers) -> dict:
+    """The jitted ``init``, the runner's shardings and the compiled ``chunk`` (filled in by
+    :func:`run`) of this config on ``rmesh``, shared by the runs of one process with the same
+    program (e.g. a run and its resumption, several seeds' runs in a notebook, the batches of a
+    schedule search), so they are compiled once. ``program`` must be ``make_train(cfg)`` (its
+    static settings; traced ones are arguments); ``keys``, ``hypers``: example arguments of init."""
+    key = _program_key(cfg, num_runs, program, rmesh)
     if key in _PROGRAMS:
         _PROGRAMS.move_to_end(key)
         return _PROGRAMS[key]
-    progs = {"init": jax.jit(jax.vmap(program.init))}
+    v_init = jax.vmap(program.init)
+    shardings = rmesh.runner_shardings(jax.eval_shape(v_init, keys, hypers))
+    progs = {"init": jax.jit(v_init, out_shardings=shardings), "shardings": shardings,
+             "chunk_jit": jax.jit(jax.vmap(program.chunk), in_shardings=(shardings,),
+                                  out_shardings=(shardings, rmesh.replicated))}
     _PROGRAMS[key] = progs
     while len(_PROGRAMS) > _PROGRAMS_KEPT:
         _PROGRAMS.popitem(last=False)
@@ -180,14 +195,13 @@ def memory_estimate(program: Program, num_runs: int) -> int:
 def _timing_cache() -> Path:
     """Where measured compile and chunk times are kept, so a sweep's ETA can be given before it
     compiles (``$SEDJAX_CACHE_DIR``, default ``~/.cache/sedjax``)."""
-    root = os.environ.get("SEDJAX_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sedjax")
-    return Path(root) / "timings.json"
+    return distributed.cache_dir() / "timings.json"
 
 
-def _timing_key(cfg, num_runs: int, program: Program) -> str:
+def _timing_key(cfg, num_runs: int, program: Program, rmesh: RunMesh | None = None) -> str:
     d = jax.devices()[0]
-    text = f"{_program_key(cfg, num_runs, program)}|{d.platform}|{d.device_kind}|{jax.device_count()}|{jax.__version__}"
+    text = (f"{_program_key(cfg, num_runs, program, rmesh)}|{d.platform}|{d.device_kind}|{jax.device_count()}|"
+            f"{jax.process_count()}|{jax.__version__}")
     return hashlib.sha1(text.encode()).hexdigest()
 
 
@@ -212,11 +226,11 @@ def _write_timing(key: str, compile_s: float, chunk_s: float) -> None:
         pass  # a read-only home: no ETA next time, nothing else lost
 
 
-def eta_before_compile(cfg, program: Program, num_runs: int, chunks: int) -> str:
+def eta_before_compile(cfg, program: Program, num_runs: int, chunks: int, rmesh: RunMesh | None = None) -> str:
     """The ETA of a run of ``chunks`` chunks, from an earlier run of the same compiled program on
     this machine (same static config, number of vmapped runs, device and jax), or a statement that
     none is known yet. Nothing short of compiling can time a new program honestly."""
-    t = _read_timing(_timing_key(cfg, num_runs, program))
+    t = _read_timing(_timing_key(cfg, num_runs, program, rmesh))
     if t is None:
         return "ETA: after the first chunk (no earlier run of this program on this machine)"
     total = t["compile_s"] + chunks * t["chunk_s"]
@@ -256,11 +270,14 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
     """
     t_start = time.perf_counter()
     quiet_libraries()
-    say = (lambda *a: print(*a, flush=True)) if verbose else (lambda *a: None)
+    distributed.setup(cfg)  # before anything starts JAX's backend
+    main = distributed.is_main_process()  # process 0 writes the run's files and talks
+    say = (lambda *a: print(*a, flush=True)) if verbose and main else (lambda *a: None)
     out_dir = Path(out_dir)
     swept = sweep.expand(cfg) if sweep.has_sweep(cfg) else None  # validates every configuration
     base = sweep.base_config(cfg) if swept is not None else cfg
     program = make_train(base)  # validates the config (ValueError naming the key) before any compile
+    check_loggers(cfg)
     S = program.schedule
     tc = cfg.train
     num_seeds = int(tc.num_seeds)
@@ -268,6 +285,8 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
     num_runs = K * num_seeds
     num_chunks, n = S.num_chunks, S.num_agents
     resume, use_ckpt, make_plots = bool(tc.resume), bool(tc.checkpoint), bool(tc.plots)
+    rmesh = make_run_mesh(cfg, num_runs, S.num_envs)  # ValueError naming train.mesh.* / train.num_envs
+    say(rmesh.description)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = out_dir / "config.yaml"
@@ -275,31 +294,36 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
         diff = config_differences(OmegaConf.load(cfg_path), cfg)
         if diff:
             say(f"warning: resuming with a config that differs from {cfg_path} in: {', '.join(diff)}")
-    OmegaConf.save(cfg, cfg_path, resolve=True)
     run_dirs = [out_dir]
     if swept is not None:
         run_dirs = [out_dir / "sweep" / str(k) for k in range(K)]
-        for d, c in zip(run_dirs, swept.configs):
+    if main:
+        OmegaConf.save(with_mesh(cfg, rmesh), cfg_path, resolve=True)
+        for d, c in zip(run_dirs, swept.configs) if swept is not None else ():
             d.mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(c, d / "config.yaml", resolve=True)
+            OmegaConf.save(with_mesh(c, rmesh), d / "config.yaml", resolve=True)
 
     keys = seed_keys(int(cfg.seed), num_seeds)
     configs_hypers = swept.hypers if swept is not None else jax.tree.map(lambda x: np.asarray(x)[None], program.hypers)
     hypers = sweep.repeat_runs(configs_hypers, num_seeds)
     run_keys = sweep.tile_keys(keys, K)
-    programs = _programs(base, program, num_runs)
+    # Global arrays from the same host values on every process (a no-op copy on one device).
+    run_keys, hypers = rmesh.put_replicated((run_keys, hypers))
+    programs = _programs(base, program, num_runs, rmesh, run_keys, hypers)
     if swept is not None:
-        need = memory_estimate(program, num_runs)
+        need = memory_estimate(program, num_runs) // rmesh.num_devices
         have, kind = _device_memory()
         say(f"sweep: {K} configurations ({' x '.join(f'{len(set(map(str, v)))} {k}' for k, v in zip(swept.keys, zip(*swept.values)))})"
             f" x {num_seeds} seed(s) = {num_runs} runs in one program; memory estimate {need / 2**30:.2f} GiB"
+            + (" per device" if rmesh.num_devices > 1 else "")
             + (f" of {have / 2**30:.1f} GiB ({kind})" if have else "")
-            + "; " + eta_before_compile(base, program, num_runs, (num_chunks if max_chunks is None else max_chunks)))
+            + "; " + eta_before_compile(base, program, num_runs, (num_chunks if max_chunks is None else max_chunks),
+                                        rmesh))
         if have is not None and need > have:
             raise MemoryError(
-                f"the sweep needs about {need / 2**30:.1f} GiB, more than the device's {have / 2**30:.1f} GiB: "
-                f"sweep fewer values, fewer train.num_seeds or train.num_envs, or split it (sedjax-search "
-                f"splits its schedules into batches: search.batch)")
+                f"the sweep needs about {need / 2**30:.1f} GiB per device, more than the device's "
+                f"{have / 2**30:.1f} GiB: sweep fewer values, fewer train.num_seeds or train.num_envs, use more "
+                f"devices (train.mesh), or split it (sedjax-search splits its schedules into batches: search.batch)")
     runner = programs["init"](run_keys, hypers)
     start_chunk, records = 0, [[] for _ in range(K)]
     if resume:
@@ -312,10 +336,12 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
             saved = meta.get("metrics", [])
             records = [list(r) for r in saved] if swept is not None else [list(saved)]
             say(f"resumed from {out_dir / CHECKPOINT_DIR} after chunk {start_chunk}/{num_chunks}")
-    elif (out_dir / CHECKPOINT_DIR).exists():
+    elif main and (out_dir / CHECKPOINT_DIR).exists():
         shutil.rmtree(out_dir / CHECKPOINT_DIR)  # a fresh run replaces an old one's checkpoint
-    for d, r in zip(run_dirs, records):
-        write_metrics(d, r)  # consistent with the checkpoint (drops lines written after it)
+    distributed.barrier("checkpoint folder")  # nobody opens it while process 0 removes it
+    if main:
+        for d, r in zip(run_dirs, records):
+            write_metrics(d, r)  # consistent with the checkpoint (drops lines written after it)
 
     say(f"sedjax: {num_seeds} seed(s) x {S.total_env_steps:,} env steps, {num_chunks} chunks of "
         f"{S.iters_per_chunk} Principal iterations ({S.steps_per_chunk:,} env steps), "
@@ -327,7 +353,7 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
     if start_chunk < end_chunk:
         t0 = time.perf_counter()
         if "chunk" not in programs:
-            programs["chunk"] = jax.jit(jax.vmap(program.chunk)).lower(runner).compile()
+            programs["chunk"] = programs["chunk_jit"].lower(runner).compile()
         chunk_fn = programs["chunk"]
         compile_time = time.perf_counter() - t0
         used = compiled_memory(chunk_fn)
@@ -336,7 +362,12 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
 
     mngr = manager(out_dir / CHECKPOINT_DIR) if use_ckpt and start_chunk < end_chunk else None
     train_time, chunk_times = 0.0, []
+    trackers, failed = [], True
     try:
+        if start_chunk < end_chunk:  # TensorBoard / W&B (logger=[...]): one run per run folder
+            for k, (d, c) in enumerate(zip(run_dirs, swept.configs if swept is not None else [cfg])):
+                trackers.append(make_trackers(c, d, enabled=main, name=out_dir.name + (f"/sweep/{k}" if swept else ""),
+                                              config_dict=OmegaConf.to_container(with_mesh(c, rmesh), resolve=True)))
         for c, runner, metrics, dt in run_chunks(chunk_fn, runner, start_chunk, end_chunk):
             train_time += dt
             chunk_times.append(dt)
@@ -350,7 +381,9 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
                 rec["chunk_time"] = dt
                 rec["wall_time"] = time.perf_counter() - t_start
                 records[k].append(rec)
-                append_metrics(run_dirs[k], rec)
+                if main:
+                    append_metrics(run_dirs[k], rec)
+                    trackers[k].log(rec)
             if mngr is not None:
                 mngr.wait_until_finished()  # the previous save
                 save_checkpoint(mngr, c + 1, runner, {"chunk": c + 1, "num_chunks": num_chunks,
@@ -358,15 +391,18 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
             eta = float(np.mean(chunk_times)) * (num_chunks - c - 1)
             line = _progress_line(records[0][-1], num_chunks, S.total_env_steps, eta)
             say(line if swept is None else line.replace(" | objective", " | configuration 0: objective"))
+        failed = False
     finally:
+        for t in trackers:
+            t.close(failed=failed)
         if mngr is not None:
             mngr.wait_until_finished()
             mngr.close()
 
-    if chunk_times and compile_time > 0:
-        _write_timing(_timing_key(base, num_runs, program), compile_time, float(np.median(chunk_times)))
+    if main and chunk_times and compile_time > 0:
+        _write_timing(_timing_key(base, num_runs, program, rmesh), compile_time, float(np.median(chunk_times)))
     chunks_done = max(start_chunk, end_chunk)
-    if make_plots:
+    if make_plots and main:
         from sedjax.train import plots
 
         for d, r in zip(run_dirs, records):
@@ -388,20 +424,31 @@ def run(cfg, out_dir, *, max_chunks: int | None = None, verbose: bool = True) ->
         "wall_time": time.perf_counter() - t_start,
         "final": finals[0],
         "last": records[0][-1] if records[0] else {},
+        "mesh": rmesh.as_dict(),
     }
     if swept is not None:
         summary["sweep"] = [{"index": k, "values": dict(zip(swept.keys, map(plain, v))), "final": f}
                             for k, (v, f) in enumerate(zip(swept.values, finals))]
-        rows = write_sweep_csv(out_dir / "sweep.csv", swept, finals, num_seeds)
-        say(f"sweep: {K} configurations x {num_seeds} seed(s) -> {out_dir / 'sweep.csv'} ({rows} rows)")
-        for d, f in zip(run_dirs, finals):
-            with open(d / "summary.json", "w") as fh:
-                json.dump({"final": f}, fh, indent=2)
-    with open(out_dir / "summary.json", "w") as f:
-        json.dump(summary, f, indent=2)
+        if main:
+            rows = write_sweep_csv(out_dir / "sweep.csv", swept, finals, num_seeds)
+            say(f"sweep: {K} configurations x {num_seeds} seed(s) -> {out_dir / 'sweep.csv'} ({rows} rows)")
+            for d, f in zip(run_dirs, finals):
+                with open(d / "summary.json", "w") as fh:
+                    json.dump({"final": f}, fh, indent=2)
+    if main:
+        with open(out_dir / "summary.json", "w") as f:
+            json.dump(summary, f, indent=2)
     summary["runner"] = runner
     summary["records"] = records if swept is not None else records[0]  # not in summary.json
     return summary
+
+
+def with_mesh(cfg, rmesh: RunMesh):
+    """``cfg`` with ``train.mesh.used``: the devices the run used (recorded in ``config.yaml``)."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    used = {k: v for k, v in rmesh.as_dict().items() if k != "description"}
+    c.setdefault("train", {}).setdefault("mesh", {})["used"] = used
+    return OmegaConf.create(c)
 
 
 def write_sweep_csv(path, swept, finals: list[dict], num_seeds: int) -> int:
