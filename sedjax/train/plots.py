@@ -12,12 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.ticker
+import numpy as np
+# Figures are built without pyplot, so plotting never changes the process's backend (a notebook
+# keeps its inline backend) and needs no display.
+from matplotlib.figure import Figure
 
 CURVES = (
     ("objective", "Principal objective (per period)"),
@@ -64,7 +63,8 @@ def _band(ax, x, vals, color=None, label=None):
 
 def training_curves(records: Sequence[dict], path, title: str | None = None) -> Path:
     """Save the training curves of ``records`` to ``path`` (PNG)."""
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
+    fig = Figure(figsize=(15, 8), constrained_layout=True)
+    axes = fig.subplots(2, 3)
     axes = axes.ravel()
     num_seeds = 1
     for ax, (key, label) in zip(axes, CURVES):
@@ -91,13 +91,13 @@ def training_curves(records: Sequence[dict], path, title: str | None = None) -> 
     fig.suptitle((title or "sedjax training") + spread)
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
 def tax_schedule(records: Sequence[dict], path, title: str | None = None) -> Path:
     """Save the tax rate per bracket vs env steps to ``path`` (PNG)."""
-    fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
+    fig = Figure(figsize=(8, 5), constrained_layout=True)
+    ax = fig.subplots()
     s = _series(records, "tax_rates")
     if s is None:
         ax.text(0.5, 0.5, "no tax rates", ha="center", va="center", transform=ax.transAxes)
@@ -115,7 +115,6 @@ def tax_schedule(records: Sequence[dict], path, title: str | None = None) -> Pat
     ax.set_title(title or "tax schedule (mean rate per bracket)")
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

@@ -220,15 +220,13 @@ def search(cfg, out_dir, *, verbose: bool = True) -> dict:
 def plot_search(rows: list[dict], num_brackets: int, levels, path, best=None) -> None:
     """Heatmaps of ``objective_mean``: rate_0 (rows) x rate_1 (columns), one panel per rate_2
     (brackets beyond the third averaged over); one bracket: a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the process's backend is left alone
 
     L = len(levels)
     obj = np.array([r["objective_mean"] for r in rows], np.float64).reshape((L,) * num_brackets)
     if num_brackets == 1:
-        fig, ax = plt.subplots(figsize=(4, 3))
+        fig = Figure(figsize=(4, 3))
+        ax = fig.subplots()
         ax.plot(levels, obj, marker="o")
         ax.set(xlabel="rate", ylabel="objective")
     else:
@@ -237,7 +235,8 @@ def plot_search(rows: list[dict], num_brackets: int, levels, path, best=None) ->
         elif num_brackets > 3:
             obj = np.nanmean(obj, axis=tuple(range(3, num_brackets)))
         panels = obj.shape[2]
-        fig, axes = plt.subplots(1, panels, figsize=(2.6 * panels + 1, 2.9), squeeze=False)
+        fig = Figure(figsize=(2.6 * panels + 1, 2.9))
+        axes = fig.subplots(1, panels, squeeze=False)
         vmin, vmax = np.nanmin(obj), np.nanmax(obj)
         for j in range(panels):
             ax = axes[0, j]
@@ -255,7 +254,6 @@ def plot_search(rows: list[dict], num_brackets: int, levels, path, best=None) ->
         fig.colorbar(im, ax=axes[0, :].tolist(), shrink=0.9, label="objective (tail mean)")
     fig.suptitle("fixed schedules: objective (mean over seeds; star: best)", fontsize=10)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def main() -> None:
