@@ -48,3 +48,21 @@ def test_sweep_throughput_quick(tmp_path):
     for r in saved["results"]:
         assert r["agent_steps_per_s"] > 0 and r["compile_s"] > 0 and r["memory_estimate_bytes"] > 0
     assert saved["env"]["jax_version"] and "| configs K |" in saved["table"]
+
+
+def test_device_scaling_quick(tmp_path):
+    """One child process with 2 forced CPU devices (each device count is its own process; one keeps
+    the suite short): both parts measured, training on a 2-device mesh splitting the envs."""
+    from benchmarks import device_scaling
+
+    out = tmp_path / "scaling.json"
+    device_scaling.main(["--quick", "--devices", "2", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    (two,) = saved["results"]
+    assert two["devices"] == 2 and saved["config"]["forced_host_devices"]
+    assert two["env"]["num_envs"] == 2 * saved["config"]["envs_per_device"]  # weak scaling
+    assert two["train"]["mesh"].startswith("mesh: 2 devices (runs=1 x envs=2")
+    assert two["env"]["efficiency"] == pytest.approx(1.0)  # relative to the first count measured
+    assert two["env"]["env_steps_per_s"] > 0 and two["train"]["agent_steps_per_s"] > 0
+    assert two["env"]["compile_s"] > 0 and two["train"]["compile_s"] > 0
+    assert "| devices |" in saved["table"]

@@ -111,7 +111,9 @@ def barrier(name: str) -> None:
     import numpy as np
     from jax.sharding import NamedSharding, PartitionSpec as P
 
-    mesh = jax.make_mesh((jax.device_count(),), ("all",), devices=jax.devices())
+    from sedjax.train.mesh import auto_mesh
+
+    mesh = auto_mesh((jax.device_count(),), ("all",), jax.devices())
     ones = jax.make_array_from_process_local_data(NamedSharding(mesh, P("all")),
                                                   np.ones(jax.local_device_count(), np.int32))
     total = jax.jit(jnp.sum, out_shardings=NamedSharding(mesh, P()))(ones)

@@ -31,10 +31,12 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 RUNS, ENVS = "runs", "envs"
 
 
-def _axis_types():
-    """Both axes are ``Auto`` (XLA propagates shardings), on every jax that has axis types."""
+def auto_mesh(shape, names, devices) -> jax.sharding.Mesh:
+    """``jax.make_mesh`` with every axis ``Auto`` (XLA propagates the shardings through the
+    program): newer jax makes axes ``Explicit`` by default, which the env's gathers do not support."""
     axis_type = getattr(jax.sharding, "AxisType", None)
-    return None if axis_type is None else (axis_type.Auto, axis_type.Auto)
+    types = None if axis_type is None else (axis_type.Auto,) * len(shape)
+    return jax.make_mesh(tuple(shape), tuple(names), axis_types=types, devices=list(devices))
 
 
 @dataclass(frozen=True)
@@ -130,5 +132,5 @@ def make_run_mesh(cfg, num_runs: int, num_envs: int, devices=None) -> RunMesh:
             f"train.num_envs={num_envs} cannot be split over the mesh's envs axis of {envs} devices "
             f"({n} devices, runs={runs}): make train.num_envs a multiple of {envs}, or set "
             f"train.mesh.devices / train.mesh.runs")
-    mesh = jax.make_mesh((runs, envs), (RUNS, ENVS), axis_types=_axis_types(), devices=available[:n])
+    mesh = auto_mesh((runs, envs), (RUNS, ENVS), available[:n])
     return RunMesh(mesh, runs, envs)
