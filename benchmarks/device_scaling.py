@@ -78,22 +78,23 @@ def measure(n: int, args) -> dict:
                   "env_steps_per_s": E * args.env_steps / t["median_s"],
                   "agent_steps_per_s": E * args.env_steps * env.num_agents / t["median_s"]}
 
-    # --- training: the run's own compiled chunk on the run's mesh
+    # --- training: the run's own compiled chunk on the run's mesh, for each minibatch shuffle
     TE = args.train_envs_per_device * n
-    tcfg = compose_config(overrides + [
-        f"train.num_envs={TE}", f"train.mesh.devices={n}", "train.num_seeds=1", "train.plots=false",
-        "train.checkpoint=false", f"train.chunks={args.chunks}",
-        f"train.total_env_steps={args.chunks * args.train_steps_per_chunk * TE}"])
-    with tempfile.TemporaryDirectory() as tmp:
-        s = run(tcfg, tmp, verbose=False)
-    chunk_s = [r["chunk_time"] for r in s["records"]][1:] or [s["records"][0]["chunk_time"]]  # first: warm-up
-    steps_per_chunk = s["records"][0]["env_steps"]
-    agents = s["records"][0]["agent_sps"] / s["records"][0]["sps"]  # agents per env step
-    med = statistics.median(chunk_s)
-    out["train"] = {"num_envs": TE, "compile_s": s["compile_time"], "chunk_s": chunk_s, "median_chunk_s": med,
-                    "env_steps_per_chunk": steps_per_chunk, "mesh": s["mesh"]["description"],
-                    "env_steps_per_s": steps_per_chunk / med,
-                    "agent_steps_per_s": steps_per_chunk * agents / med}
+    for shuffle in args.shuffles:
+        tcfg = compose_config(overrides + [
+            f"train.num_envs={TE}", f"train.mesh.devices={n}", "train.num_seeds=1", "train.plots=false",
+            "train.checkpoint=false", f"train.chunks={args.chunks}", f"agents.shuffle={shuffle}",
+            f"train.total_env_steps={args.chunks * args.train_steps_per_chunk * TE}"])
+        with tempfile.TemporaryDirectory() as tmp:
+            s = run(tcfg, tmp, verbose=False)
+        chunk_s = [r["chunk_time"] for r in s["records"]][1:] or [s["records"][0]["chunk_time"]]  # first: warm-up
+        steps_per_chunk = s["records"][0]["env_steps"]
+        agents = s["records"][0]["agent_sps"] / s["records"][0]["sps"]  # agents per env step
+        med = statistics.median(chunk_s)
+        out[f"train_{shuffle}"] = {
+            "num_envs": TE, "shuffle": shuffle, "compile_s": s["compile_time"], "chunk_s": chunk_s,
+            "median_chunk_s": med, "env_steps_per_chunk": steps_per_chunk, "mesh": s["mesh"]["description"],
+            "env_steps_per_s": steps_per_chunk / med, "agent_steps_per_s": steps_per_chunk * agents / med}
     return out
 
 
@@ -106,6 +107,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--train-steps-per-chunk", type=int, default=None,
                     help="training: env steps per env per chunk (default: one episode)")
     ap.add_argument("--chunks", type=int, default=3, help="training chunks (the first is warm-up)")
+    ap.add_argument("--shuffles", nargs="+", default=["global", "per_env"], choices=["global", "per_env"],
+                    help="training: the agents' minibatch shuffles to measure (agents.shuffle)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, for smoke tests")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/device_scaling.json)")
@@ -146,19 +149,25 @@ def main(argv=None) -> dict:
         r = json.loads(line[len("RESULT "):])
         r["wall_s"] = time.perf_counter() - t0
         results.append(r)
-        print(f"{n} device(s): env {r['env']['env_steps_per_s']:,.0f} env-steps/s, training "
-              f"{r['train']['agent_steps_per_s']:,.0f} agent-steps/s ({r['train']['mesh']})", flush=True)
+        trains = [f"{sh} {r[f'train_{sh}']['agent_steps_per_s']:,.0f}" for sh in args.shuffles]
+        print(f"{n} device(s): env {r['env']['env_steps_per_s']:,.0f} env-steps/s; training agent-steps/s: "
+              f"{', '.join(trains)} ({r[f'train_{args.shuffles[0]}']['mesh']})", flush=True)
     base = results[0] if results else None
     rows = []
+    parts = ["env"] + [f"train_{sh}" for sh in args.shuffles]
     for r in results:
         k = r["devices"] / base["devices"]
-        r["env"]["efficiency"] = r["env"]["env_steps_per_s"] / (k * base["env"]["env_steps_per_s"])
-        r["train"]["efficiency"] = r["train"]["agent_steps_per_s"] / (k * base["train"]["agent_steps_per_s"])
-        rows.append([r["devices"], r["env"]["num_envs"], r["env"]["env_steps_per_s"], r["env"]["efficiency"],
-                     r["env"]["compile_s"], r["train"]["num_envs"], r["train"]["agent_steps_per_s"],
-                     r["train"]["efficiency"], r["train"]["compile_s"]])
-    table = markdown_table(["devices", "env: envs", "env-steps/s", "efficiency", "compile s", "train: envs",
-                            "agent-steps/s", "efficiency", "compile s"], rows)
+        row = [r["devices"], r["env"]["num_envs"], r[f"train_{args.shuffles[0]}"]["num_envs"]]
+        for part in parts:
+            unit = "env_steps_per_s" if part == "env" else "agent_steps_per_s"
+            r[part]["efficiency"] = r[part][unit] / (k * base[part][unit])
+            row += [r[part][unit], r[part]["efficiency"], r[part]["compile_s"]]
+        rows.append(row)
+    headers = ["devices", "env: envs", "train: envs"]
+    for part in parts:
+        name = "env env-steps/s" if part == "env" else f"train ({part[len('train_'):]}) agent-steps/s"
+        headers += [name, "efficiency", "compile s"]
+    table = markdown_table(headers, rows)
     note = ("forced host devices on one CPU: they share its cores, so this measures sharding overhead, "
             "not speed-up" if on_cpu else f"{info['device_kind']} devices")
     print(env_info_line(info))

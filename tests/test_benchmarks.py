@@ -61,8 +61,10 @@ def test_device_scaling_quick(tmp_path):
     (two,) = saved["results"]
     assert two["devices"] == 2 and saved["config"]["forced_host_devices"]
     assert two["env"]["num_envs"] == 2 * saved["config"]["envs_per_device"]  # weak scaling
-    assert two["train"]["mesh"].startswith("mesh: 2 devices (runs=1 x envs=2")
+    for shuffle in ("global", "per_env"):
+        train = two[f"train_{shuffle}"]
+        assert train["mesh"].startswith("mesh: 2 devices (runs=1 x envs=2") and train["shuffle"] == shuffle
+        assert train["agent_steps_per_s"] > 0 and train["compile_s"] > 0
     assert two["env"]["efficiency"] == pytest.approx(1.0)  # relative to the first count measured
-    assert two["env"]["env_steps_per_s"] > 0 and two["train"]["agent_steps_per_s"] > 0
-    assert two["env"]["compile_s"] > 0 and two["train"]["compile_s"] > 0
+    assert two["env"]["env_steps_per_s"] > 0 and two["env"]["compile_s"] > 0
     assert "| devices |" in saved["table"]

@@ -47,7 +47,9 @@ CHILD = textwrap.dedent("""
                 "param_shards": sorted({{tuple(s.data.shape) for s in param.addressable_shards}}),
                 "param_global": list(param.shape)}}
     for name, extra in (("one", ["train.mesh.devices=1", "train.checkpoint=false"]),
-                        ("eight", ["train.checkpoint=false"])):
+                        ("eight", ["train.checkpoint=false"]),
+                        ("one_per_env", ["train.mesh.devices=1", "train.checkpoint=false", "agents.shuffle=per_env"]),
+                        ("eight_per_env", ["train.mesh.runs=1", "train.checkpoint=false", "agents.shuffle=per_env"])):
         s = run(compose_config(base + extra), {root!r} + "/" + name, verbose=False)
         out[name] = {{"metrics": metrics(s), "mesh": s["mesh"], **shards(s)}}
     # interrupted after one chunk on the 8-device mesh, then resumed from its sharded checkpoint
@@ -88,6 +90,16 @@ def test_eight_devices_match_one(eight_devices):
     # the two seeds differ: the comparison is not between constants
     per_seed = out["one"]["metrics"][-1]["objective_per_seed"]
     assert abs(per_seed[0] - per_seed[1]) > 1e-6
+
+
+def test_per_env_shuffle_is_the_same_on_any_mesh(eight_devices):
+    """agents.shuffle=per_env (minibatches stratified by env, so they stay on their devices): 8
+    devices (envs=8) give the 1-device metrics too, and they differ from the global shuffle's."""
+    out, _ = eight_devices
+    assert out["eight_per_env"]["mesh"]["envs"] == 8
+    _assert_same_metrics(out["one_per_env"]["metrics"], out["eight_per_env"]["metrics"])
+    a, b = out["one"]["metrics"][-1]["agents/value_loss"], out["one_per_env"]["metrics"][-1]["agents/value_loss"]
+    assert abs(a - b) > 1e-6 * abs(a)
 
 
 def test_env_batch_is_split(eight_devices):

@@ -20,6 +20,7 @@ class PPOConfig(NamedTuple):
     epochs: int
     minibatches: int
     normalize_adv: bool = True  # each minibatch's advantages to mean 0, std 1 (False: taken as given)
+    per_group: bool = False  # shuffle within each group (env) of a (groups, rows, ...) batch
 
 
 @struct.dataclass
@@ -44,7 +45,8 @@ HYPER_KEYS = tuple(f.name for f in dataclasses.fields(PPOHypers))  # the sweepab
 def ppo_config(c) -> PPOConfig:
     """The static PPO settings of a config group (``cfg.agents`` or ``cfg.principal``); a group's
     ``adv_norm: running`` means the caller scales the advantages (so the loss takes them as given)."""
-    return PPOConfig(int(c.epochs), int(c.minibatches), c.get("adv_norm", "batch") == "batch")
+    return PPOConfig(int(c.epochs), int(c.minibatches), c.get("adv_norm", "batch") == "batch",
+                     c.get("shuffle", "global") == "per_env")
 
 
 def ppo_hypers(c) -> PPOHypers:
@@ -84,14 +86,41 @@ def gae(rewards, values, last_value, dones, gamma, lam):
     return adv, adv + values
 
 
+def minibatches(key, batch, num: int, per_group: bool = False):
+    """One epoch's minibatches of ``batch`` (leaves ``(groups, rows, ...)``): leaves
+    ``(num, groups x rows / num, ...)``.
+
+    * ``per_group=False``: one permutation of all ``groups x rows`` samples, cut into ``num``
+      (the classic PPO shuffle).
+    * ``per_group=True`` (stratified): each group's rows are permuted on their own and every
+      minibatch takes ``rows / num`` rows of every group. When the groups are split over devices
+      (the run's ``envs`` axis), a minibatch then never leaves its devices: each computes the
+      gradient of its own rows and only the gradient is all-reduced. The global shuffle instead
+      gathers every minibatch from all devices and computes it on each of them.
+
+    Both give the same minibatches on any number of devices."""
+    G, R = jax.tree.leaves(batch)[0].shape[:2]
+    if not per_group:
+        perm = jax.random.permutation(key, G * R)
+        return jax.tree.map(lambda x: x.reshape((G * R,) + x.shape[2:])[perm].reshape((num, -1) + x.shape[2:]),
+                            batch)
+    perms = jax.vmap(lambda k: jax.random.permutation(k, R))(jax.random.split(key, G))  # (G, R)
+
+    def take(x):
+        y = jax.vmap(lambda xg, pg: xg[pg])(x, perms).reshape((G, num, R // num) + x.shape[2:])
+        return jnp.moveaxis(y, 1, 0).reshape((num, G * (R // num)) + x.shape[2:])
+
+    return jax.tree.map(take, batch)
+
+
 def ppo_update(key, ts: TrainState, batch, loss_fn, cfg: PPOConfig):
-    """Epochs x minibatches of clipped PPO on ``batch`` (a pytree with a leading sample axis)."""
-    size = jax.tree.leaves(batch)[0].shape[0]
+    """Epochs x minibatches of clipped PPO on ``batch``: a pytree with leading axes
+    ``(groups, rows)`` (the agents: envs, then their steps x agents), shuffled by
+    :func:`minibatches` (``cfg.per_group``: stratified by group)."""
 
     def epoch(carry, k):
         ts = carry
-        perm = jax.random.permutation(k, size)
-        mbs = jax.tree.map(lambda x: x[perm].reshape((cfg.minibatches, -1) + x.shape[1:]), batch)
+        mbs = minibatches(k, batch, cfg.minibatches, cfg.per_group)
 
         def minibatch(ts, mb):
             (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(ts.params, mb)

@@ -259,7 +259,10 @@ def make_train(cfg, env=None) -> Program:
             "adv": adv, "ret": ret, "id": jnp.broadcast_to(agent_ids, trs["action"].shape),
             "inputs": trs["inputs"],
         }
-        batch = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[3:]), batch)
+        if a_cfg.per_group:  # (envs, steps x agents, ...): a minibatch stays on its envs' devices
+            batch = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape((E, -1) + x.shape[3:]), batch)
+        else:  # one group of every sample, in (step, env, agent) order
+            batch = jax.tree.map(lambda x: x.reshape((1, -1) + x.shape[3:]), batch)
         key, k_upd, k_reset = jax.random.split(runner.key, 3)
         agents, a_stats = ppo_update(k_upd, runner.agents, batch, agent_loss(hp.agents), a_cfg)
         # Episode time limit reached (rollouts are aligned to it): reset the world, keep types.
@@ -288,7 +291,7 @@ def make_train(cfg, env=None) -> Program:
                 adv, adv_stats = running_scale(adv, adv_stats)
             batch = {"obs": p_trs["obs"], "action": p_trs["action"], "logp": p_trs["logp"],
                      "value": p_trs["value"], "adv": adv, "ret": ret}
-            batch = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
+            batch = jax.tree.map(lambda x: x.reshape((1, -1) + x.shape[2:]), batch)  # one group
             key, k_upd = jax.random.split(runner.key)
             principal, (_, p_stats) = ppo_update(k_upd, runner.principal, batch, principal_loss(php), p_cfg)
             runner = runner.replace(principal=principal, key=key, principal_adv_stats=adv_stats)

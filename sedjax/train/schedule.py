@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sedjax.train.config import number, positive_int
+from sedjax.train.config import number, one_of, positive_int
 
 
 class Schedule(NamedTuple):
@@ -94,9 +94,13 @@ def make_schedule(cfg, env) -> Schedule:
                          f"(train.num_envs x train.rollout_len x principal.update_every = {per_iter})")
     agent_batch, principal_batch = E * T * n, k * (T // P) * E
     a_mb = positive_int(cfg, "agents.minibatches")
+    shuffle = one_of(cfg, "agents.shuffle", ("global", "per_env"))
     if agent_batch % a_mb:
         raise ValueError(f"agents.minibatches={a_mb} must divide "
                          f"train.num_envs x train.rollout_len x env.num_agents = {agent_batch}")
+    if shuffle == "per_env" and (T * n) % a_mb:
+        raise ValueError(f"agents.minibatches={a_mb} must divide each env's train.rollout_len x "
+                         f"env.num_agents = {T * n} with agents.shuffle=per_env")
     p_mb = positive_int(cfg, "principal.minibatches")
     if principal_batch % p_mb:
         raise ValueError(f"principal.minibatches={p_mb} must divide the Principal's batch of "
