@@ -7,13 +7,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_run import TINY  # noqa: E402
+from sharded_config import SHARDED  # noqa: E402
 
 from sedjax.train.config import compose_config  # noqa: E402
 from sedjax.train.loop import run  # noqa: E402
 
 out_dir, overrides = sys.argv[1], sys.argv[2:]
-base = TINY + ["train.num_envs=8", "train.total_env_steps=1600", "train.plots=false", "train.mesh.runs=1"] + overrides
+base = SHARDED + ["train.mesh.runs=1"] + overrides
 run(compose_config(base), out_dir, max_chunks=1, verbose=False)
 summary = run(compose_config(base + ["train.resume=true"]), out_dir, verbose=False)
 

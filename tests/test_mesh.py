@@ -28,12 +28,12 @@ CHILD = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, {tests!r})
     import jax, numpy as np
-    from test_run import TINY
+    from sharded_config import SHARDED
     from sedjax.train.config import compose_config
     from sedjax.train.loop import run
 
     assert jax.device_count() == 8, jax.devices()
-    base = TINY + ["train.num_envs=8", "train.total_env_steps=1600", "train.plots=false"]
+    base = SHARDED
     out = {{}}
     def metrics(summary):
         return [{{k: r[k] for k in ("objective", "agent_return", "mean_tax_rate", "apples_alive",
@@ -46,30 +46,43 @@ CHILD = textwrap.dedent("""
                 "shards": sorted({{tuple(s.data.shape) for s in leaf.addressable_shards}}),
                 "param_shards": sorted({{tuple(s.data.shape) for s in param.addressable_shards}}),
                 "param_global": list(param.shape)}}
-    for name, extra in (("one", ["train.mesh.devices=1", "train.checkpoint=false"]),
-                        ("eight", ["train.checkpoint=false"]),
-                        ("one_per_env", ["train.mesh.devices=1", "train.checkpoint=false", "agents.shuffle=per_env"]),
-                        ("eight_per_env", ["train.mesh.runs=1", "train.checkpoint=false", "agents.shuffle=per_env"])):
+    if {shuffle!r} == "global":
+        runs = (("one", ["train.mesh.devices=1", "train.checkpoint=false"]), ("eight", ["train.checkpoint=false"]))
+    else:
+        runs = (("one", ["train.mesh.devices=1", "train.checkpoint=false", "agents.shuffle=per_env"]),
+                ("eight", ["train.mesh.runs=1", "train.checkpoint=false", "agents.shuffle=per_env"]))
+    for name, extra in runs:
         s = run(compose_config(base + extra), {root!r} + "/" + name, verbose=False)
         out[name] = {{"metrics": metrics(s), "mesh": s["mesh"], **shards(s)}}
-    # interrupted after one chunk on the 8-device mesh, then resumed from its sharded checkpoint
-    # (the same compiled program as "eight")
-    run(compose_config(base), {root!r} + "/resumed", max_chunks=1, verbose=False)
-    s = run(compose_config(base + ["train.resume=true"]), {root!r} + "/resumed", verbose=False)
-    out["resumed"] = {{"metrics": metrics(s), **shards(s)}}
+    if {shuffle!r} == "global":
+        # interrupted after one chunk on the 8-device mesh, then resumed from its sharded checkpoint
+        # (the same compiled program as "eight")
+        run(compose_config(base), {root!r} + "/resumed", max_chunks=1, verbose=False)
+        s = run(compose_config(base + ["train.resume=true"]), {root!r} + "/resumed", verbose=False)
+        out["resumed"] = {{"metrics": metrics(s), **shards(s)}}
     print("RESULT " + json.dumps(out))
 """)
 
 
-@pytest.fixture(scope="module")
-def eight_devices(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mesh")
+def _eight_device_child(root, shuffle: str):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", CHILD.format(tests=str(HERE), root=str(root))],
+    proc = subprocess.run([sys.executable, "-c", CHILD.format(tests=str(HERE), root=str(root), shuffle=shuffle)],
                           capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT "):]), root
+
+
+@pytest.fixture(scope="module")
+def eight_devices(tmp_path_factory):
+    """The default (global) shuffle: 1 device, 8 devices (runs=2 x envs=4), and a resumed run."""
+    return _eight_device_child(tmp_path_factory.mktemp("mesh"), "global")
+
+
+@pytest.fixture(scope="module")
+def eight_devices_per_env(tmp_path_factory):
+    """agents.shuffle=per_env: 1 device and 8 devices (envs=8)."""
+    return _eight_device_child(tmp_path_factory.mktemp("mesh_per_env"), "per_env")
 
 
 def _assert_same_metrics(a, b, rtol=1e-4, atol=1e-5):
@@ -92,13 +105,15 @@ def test_eight_devices_match_one(eight_devices):
     assert abs(per_seed[0] - per_seed[1]) > 1e-6
 
 
-def test_per_env_shuffle_is_the_same_on_any_mesh(eight_devices):
+def test_per_env_shuffle_is_the_same_on_any_mesh(eight_devices, eight_devices_per_env):
     """agents.shuffle=per_env (minibatches stratified by env, so they stay on their devices): 8
     devices (envs=8) give the 1-device metrics too, and they differ from the global shuffle's."""
-    out, _ = eight_devices
-    assert out["eight_per_env"]["mesh"]["envs"] == 8
-    _assert_same_metrics(out["one_per_env"]["metrics"], out["eight_per_env"]["metrics"])
-    a, b = out["one"]["metrics"][-1]["agents/value_loss"], out["one_per_env"]["metrics"][-1]["agents/value_loss"]
+    out, _ = eight_devices_per_env
+    assert out["eight"]["mesh"]["envs"] == 8
+    assert [s[:2] for s in out["eight"]["shards"]] == [[2, 1]]
+    _assert_same_metrics(out["one"]["metrics"], out["eight"]["metrics"])
+    a = eight_devices[0]["one"]["metrics"][-1]["agents/value_loss"]
+    b = out["one"]["metrics"][-1]["agents/value_loss"]
     assert abs(a - b) > 1e-6 * abs(a)
 
 
