@@ -77,9 +77,9 @@ def enable_compilation_cache(cfg) -> str | None:
     (default true), unless the user already chose a directory (``$JAX_COMPILATION_CACHE_DIR`` or
     ``jax.config``). Programs that compile in over a second are kept, so the jobs of a Hydra sweep
     (and a rerun) load them instead of compiling again. Returns the directory in use."""
-    value = cfg.train.get("compilation_cache", True)
-    if not isinstance(value, bool):
-        raise ValueError(f"train.compilation_cache must be true or false (got {value!r})")
+    from sedjax.train.config import boolean
+
+    value = boolean(cfg, "train.compilation_cache") if "compilation_cache" in cfg.train else True
     current = jax.config.jax_compilation_cache_dir
     if current or not value:
         return current or None

@@ -116,7 +116,7 @@ def _program_key(cfg, num_runs: int, program: Program | None = None, rmesh: RunM
 
 
 def _programs(cfg, program: Program, num_runs: int, rmesh: RunMesh, keys, hypers) -> dict:
-    """The jitted ``init``, the runner's shardings and the compiled ``chunk`` (filled in by
+    """The jitted ``init`` and ``chunk`` on the runner's shardings, and the compiled ``chunk`` (filled in by
     :func:`run`) of this config on ``rmesh``, shared by the runs of one process with the same
     program (e.g. a run and its resumption, several seeds' runs in a notebook, the batches of a
     schedule search), so they are compiled once. ``program`` must be ``make_train(cfg)`` (its
@@ -127,7 +127,7 @@ def _programs(cfg, program: Program, num_runs: int, rmesh: RunMesh, keys, hypers
         return _PROGRAMS[key]
     v_init = jax.vmap(program.init)
     shardings = rmesh.runner_shardings(jax.eval_shape(v_init, keys, hypers))
-    progs = {"init": jax.jit(v_init, out_shardings=shardings), "shardings": shardings,
+    progs = {"init": jax.jit(v_init, out_shardings=shardings),
              "chunk_jit": jax.jit(jax.vmap(program.chunk), in_shardings=(shardings,),
                                   out_shardings=(shardings, rmesh.replicated))}
     _PROGRAMS[key] = progs

@@ -28,6 +28,8 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from sedjax.train.config import positive_int
+
 RUNS, ENVS = "runs", "envs"
 
 
@@ -97,12 +99,9 @@ def _setting(cfg, name):
     return None if mesh is None else mesh.get(name)
 
 
-def _count(value, key: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
-        raise ValueError(f"{key} must be a positive integer or null (got {value!r})")
-    return int(value)
+def _count(cfg, name: str) -> int | None:
+    """``train.mesh.<name>``: null, or a positive integer (the config's own check)."""
+    return None if _setting(cfg, name) is None else positive_int(cfg, f"train.mesh.{name}")
 
 
 def make_run_mesh(cfg, num_runs: int, num_envs: int, devices=None) -> RunMesh:
@@ -110,8 +109,7 @@ def make_run_mesh(cfg, num_runs: int, num_envs: int, devices=None) -> RunMesh:
     ``cfg.train.mesh`` (``devices``: default ``jax.devices()``, all processes'). ``ValueError``
     naming the key when the devices cannot split the runs or the envs evenly."""
     available = list(jax.devices() if devices is None else devices)
-    want = _count(_setting(cfg, "devices"), "train.mesh.devices")
-    runs = _count(_setting(cfg, "runs"), "train.mesh.runs")
+    want, runs = _count(cfg, "devices"), _count(cfg, "runs")
     if want is not None and want > len(available):
         raise ValueError(f"train.mesh.devices={want}, but only {len(available)} device(s) are visible "
                          f"({available[0].platform})")
