@@ -151,14 +151,15 @@ def procedural_map(
     dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     disc = dy**2 + dx**2 <= r * r
     offsets = np.stack([dy[disc], dx[disc]], -1)
-    while apples.sum() < target:
+    placed = 0  # counted as we go: summing the map each time made a 1M-agent map take hours
+    while placed < target:
         cy, cx = rng.integers(1, height - 1), rng.integers(1, width - 1)
         cells = offsets + (cy, cx)
         ok = (cells[:, 0] > 0) & (cells[:, 0] < height - 1) & (cells[:, 1] > 0) & (cells[:, 1] < width - 1)
         cells = cells[ok]
-        room = target - int(apples.sum())
-        fresh = cells[~apples[cells[:, 0], cells[:, 1]]][:room]
+        fresh = cells[~apples[cells[:, 0], cells[:, 1]]][:target - placed]
         apples[fresh[:, 0], fresh[:, 1]] = True
+        placed += len(fresh)
     free = np.argwhere(interior & ~apples)
     pick = rng.choice(len(free), size=n_spawn, replace=False)
     spawn = free[np.sort(pick)].astype(np.int32)
