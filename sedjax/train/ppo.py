@@ -151,24 +151,41 @@ def clipped_loss(new_logp, old_logp, adv, value, old_value, ret, entropy, cfg: P
     return total, {"policy_loss": pg, "value_loss": vf, "entropy": ent, "approx_kl": ((ratio - 1) - jnp.log(ratio)).mean()}
 
 
+def linear_decay(lr, horizon):
+    """``optax.linear_schedule(lr, 0.0, horizon)`` with ``horizon`` an array (traced), in the same
+    arithmetic (``count`` clipped to ``[0, horizon]``, then ``lr * (1 - count / horizon)``), so the
+    rates are those of optax's schedule exactly (``tests/test_ppo.py``)."""
+
+    def schedule(count):
+        count = jnp.clip(count, 0, horizon)
+        return (lr - 0.0) * ((1 - count / horizon) ** 1) + 0.0
+
+    return schedule
+
+
 def optimizer(c, total_updates: int) -> optax.GradientTransformation:
     """Adam with global-norm clipping for a config group (``lr``, ``anneal_lr``, ``max_grad_norm``);
     with ``anneal_lr`` the rate decays linearly to 0 over ``total_updates`` optimizer steps.
-    ``lr`` and ``max_grad_norm`` are injected hyper-parameters (``optax.inject_hyperparams``): they
-    live in the optimizer state, so :func:`with_hypers` sets them to traced values (a sweep)."""
-    anneal, steps = bool(c.anneal_lr), max(1, int(total_updates))
+    ``lr``, ``max_grad_norm`` and the decay's length ``lr_horizon`` are injected hyper-parameters
+    (``optax.inject_hyperparams``): they live in the optimizer state, so :func:`with_hypers` sets
+    them to traced values (a sweep; runs of other lengths on one compiled program)."""
+    anneal = bool(c.anneal_lr)
 
-    def adam(lr, max_grad_norm):
+    def adam(lr, max_grad_norm, lr_horizon):
         if anneal:
-            lr = optax.linear_schedule(lr, 0.0, steps)
+            lr = linear_decay(lr, lr_horizon)
         return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(lr, eps=1e-5))
 
-    return optax.inject_hyperparams(adam)(lr=float(c.lr), max_grad_norm=float(c.max_grad_norm))
+    return optax.inject_hyperparams(adam)(lr=float(c.lr), max_grad_norm=float(c.max_grad_norm),
+                                          lr_horizon=float(max(1, int(total_updates))))
 
 
-def with_hypers(ts: TrainState, hp: PPOHypers) -> TrainState:
-    """``ts`` whose optimizer uses ``hp.lr`` and ``hp.max_grad_norm`` (call after ``create``)."""
+def with_hypers(ts: TrainState, hp: PPOHypers, lr_horizon=None) -> TrainState:
+    """``ts`` whose optimizer uses ``hp.lr`` and ``hp.max_grad_norm`` (call after ``create``) and,
+    when given, decays the rate over ``lr_horizon`` optimizer steps."""
     hyper = dict(ts.opt_state.hyperparams)
     hyper["lr"] = jnp.asarray(hp.lr, hyper["lr"].dtype)
     hyper["max_grad_norm"] = jnp.asarray(hp.max_grad_norm, hyper["max_grad_norm"].dtype)
+    if lr_horizon is not None:
+        hyper["lr_horizon"] = jnp.maximum(jnp.asarray(lr_horizon, hyper["lr_horizon"].dtype), 1)
     return ts.replace(opt_state=ts.opt_state._replace(hyperparams=hyper))

@@ -42,6 +42,23 @@ from sedjax.train.schedule import Schedule
 
 
 @struct.dataclass
+class Budget:
+    """The length of a run, traced: the learning-rate decays' lengths and the tax curriculum's. A
+    compiled chunk therefore serves runs of any length made of its chunks (:func:`budget_of`):
+    ``sedjax-scaling`` trains every budget of a width on one program."""
+
+    agent_updates: jax.Array  # the agents' optimizer steps over the run (their lr decays to 0 over them)
+    principal_updates: jax.Array
+    anneal_steps: jax.Array  # env steps over which the transfer scale anneals (0: none)
+
+
+def budget_of(S: Schedule) -> Budget:
+    return Budget(agent_updates=jnp.float32(max(1, S.agent_updates)),
+                  principal_updates=jnp.float32(max(1, S.principal_updates)),
+                  anneal_steps=jnp.float32(S.anneal_steps))
+
+
+@struct.dataclass
 class Hypers:
     """Every traced setting of a run: the env's params and the numbers the learners only scale by.
     A sweep (:mod:`sedjax.train.sweep`) stacks one of these per configuration and ``vmap``s the
@@ -52,15 +69,17 @@ class Hypers:
     principal: PPOHypers
     principal_rates: jax.Array  # (B,) the fixed Principal's rates (principal.rates; read when kind=fixed)
     anneal_start: jax.Array  # tax.anneal_start: the curriculum's first transfer scale
+    budget: Budget  # the run's length (schedule lengths)
 
 
-def hypers_of(cfg, env_params) -> Hypers:
-    """The traced settings of ``cfg`` (validated), with ``env_params`` = ``from_config(cfg)[1]``."""
+def hypers_of(cfg, env_params, schedule: Schedule) -> Hypers:
+    """The traced settings of ``cfg`` (validated), with ``env_params`` = ``from_config(cfg)[1]`` and
+    ``schedule`` its :class:`~sedjax.train.schedule.Schedule` (``validate_train``)."""
     num_brackets = int(env_params.thresholds.shape[-1])
     rates = fixed_rates(cfg) if str(cfg.principal.kind) == "fixed" else np.zeros(num_brackets, np.float32)
     return Hypers(env=env_params, agents=ppo_hypers(cfg.agents), principal=ppo_hypers(cfg.principal),
                   principal_rates=jnp.asarray(rates, jnp.float32),
-                  anneal_start=jnp.float32(float(cfg.tax.anneal_start)))
+                  anneal_start=jnp.float32(float(cfg.tax.anneal_start)), budget=budget_of(schedule))
 
 
 @struct.dataclass
@@ -142,10 +161,9 @@ def make_train(cfg, env=None) -> Program:
     env = built_env if env is None else env
     ac, pc = cfg.agents, cfg.principal
     E, T, k = S.num_envs, S.rollout_len, S.update_every
-    anneal_steps = S.anneal_steps
     principal_kind = str(pc.kind)
     a_cfg, p_cfg = ppo_config(ac), ppo_config(pc)
-    default_hypers = hypers_of(cfg, params)
+    default_hypers = hypers_of(cfg, params, S)
     running_adv = str(pc.adv_norm) == "running"
     policy = make_policy(cfg, env)
     agent_net, principal_net = policy.agent_net, policy.principal_net
@@ -189,9 +207,10 @@ def make_train(cfg, env=None) -> Program:
         k_env, k_a, k_p, key = jax.random.split(key, 4)
         obs, state = reset_envs(k_env, E, env_params=hypers.env)
         a_params, p_params = policy.init(k_a, k_p, obs)
-        agents = with_hypers(TrainState.create(apply_fn=agent_net.apply, params=a_params, tx=a_tx), hypers.agents)
+        agents = with_hypers(TrainState.create(apply_fn=agent_net.apply, params=a_params, tx=a_tx), hypers.agents,
+                             hypers.budget.agent_updates)
         principal = with_hypers(TrainState.create(apply_fn=principal_net.apply, params=p_params, tx=p_tx),
-                                hypers.principal)
+                                hypers.principal, hypers.budget.principal_updates)
         return Runner(agents, principal, state, obs, key, jnp.zeros((), jnp.int32),
                       (jnp.float32(0.0), jnp.float32(0.0)), hypers)
 
@@ -243,7 +262,7 @@ def make_train(cfg, env=None) -> Program:
 
     def agent_iteration(runner: Runner, _):
         hp = runner.hypers
-        params, anneal_start = hp.env, hp.anneal_start
+        params, anneal_start, anneal_steps = hp.env, hp.anneal_start, hp.budget.anneal_steps
         env_steps = runner.iteration * (E * T)
         scale = anneal_start + (1.0 - anneal_start) * jnp.clip(env_steps / jnp.maximum(anneal_steps, 1.0), 0.0, 1.0)
         sparams = params.replace(transfer_scale=jnp.where(anneal_steps > 0, scale, 1.0).astype(jnp.float32))

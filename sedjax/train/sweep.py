@@ -108,7 +108,7 @@ def expand(cfg) -> Sweep:
         raise ValueError("sweep.principal.rates: the rates act only with principal=fixed "
                          f"(principal.kind is {base.principal.kind!r})")
     base_env, base_params = from_config(base)
-    ref = hypers_of(base, base_params)  # the shapes the compiled program has
+    ref = hypers_of(base, base_params, validate_train(base, base_env))  # the shapes the compiled program has
     keys = tuple(spec)
     envs: dict[str, Any] = {}
     values, configs, hypers = [], [], []
@@ -127,8 +127,7 @@ def expand(cfg) -> Sweep:
                                      "family or the number of brackets); sweep it with Hydra's -m")
                 envs[ek] = (env, params)
             env, params = envs[ek]
-            validate_train(c, env)
-            h = hypers_of(c, params)
+            h = hypers_of(c, params, validate_train(c, env))
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
         if jax.tree.structure(h) != jax.tree.structure(ref) or any(
