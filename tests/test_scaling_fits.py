@@ -221,3 +221,19 @@ def test_bootstrap_ci():
     assert F.bootstrap_ci(s, stat=np.median, seed=1) != ci
     assert F.bootstrap_ci([1.0]) is None
     assert F.bootstrap_ci([1.0, np.nan]) is None
+
+
+def test_predict_band_brackets_the_fit():
+    x = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    x0 = np.exp(np.log(x).mean())
+    rng = np.random.default_rng(3)
+    y = 0.2 + 1.5 * (x / x0) ** -0.7 + rng.normal(0, 0.02, size=(5, x.size))
+    fit = F.power_law_offset(x, y, direction="decreasing", n_boot=100, seed=0)
+    xx = np.geomspace(1, 32, 20)
+    lo, hi = F.predict_band(fit, xx)
+    mid = F.predict(fit, xx)
+    assert np.all(lo <= hi)
+    assert np.mean((lo <= mid) & (mid <= hi)) >= 0.9  # the point fit lies inside its band
+    assert np.all(hi - lo < 0.2)  # and the band is not vacuous at this noise
+    one = F.power_law_offset(x, y[:1], direction="decreasing", n_boot=100)
+    assert F.predict_band(one, xx) is None

@@ -271,9 +271,10 @@ def s1_study(p1, seed: int, log) -> None:
              **cost.env_point(ne, steps=_steps(p1.steps, ne), repeats=int(p1.repeats), seed=seed)})
     for n in p1.num_agents:
         ne = max(1, int(p1.total_agents) // int(n))
+        # At least a tax period per call, so every timed call includes a bracket tax and a vote.
+        steps = max(_steps(p1.steps, ne * n), cost.AGENT_AXIS_SED["period_len"])
         log({"study": "S1", "axis": "num_agents",
-             **cost.env_point(ne, n, steps=_steps(p1.steps, ne * n), repeats=int(p1.repeats), agent_axis=True,
-                              seed=seed)})
+             **cost.env_point(ne, n, steps=steps, repeats=int(p1.repeats), agent_axis=True, seed=seed)})
     for v in p1.voters:
         log({"study": "S1", "axis": "voters", **cost.vote_point(v, repeats=max(3, int(p1.repeats)), seed=seed)})
         if v <= int(p1.dense_voters_max):

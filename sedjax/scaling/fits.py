@@ -247,6 +247,7 @@ def power_law_offset(x, y, *, direction, n_boot=200, seed=0, level=0.95) -> dict
 
     ci = {"a": None, "b": None, "c": None}
     n_failed = 0
+    boot: list = []
     if n_seeds > 1 and n_boot > 0:
         rng = np.random.default_rng(seed)
         draws = []
@@ -261,6 +262,7 @@ def power_law_offset(x, y, *, direction, n_boot=200, seed=0, level=0.95) -> dict
         if len(draws) >= 2:
             draws = np.asarray(draws)
             ci = {k: _percentile_ci(draws[:, i], level) for i, k in enumerate("abc")}
+            boot = [[float(v) for v in d] for d in draws]
 
     return {
         "model": MODEL,
@@ -275,7 +277,22 @@ def power_law_offset(x, y, *, direction, n_boot=200, seed=0, level=0.95) -> dict
         "rmse": _f(rmse),
         "n_points": int(used.sum()),
         "n_seeds": int(n_seeds),
+        "level": float(level),
+        "boot": boot,  # the bootstrap fits' (a, b, c): the band of predict_band
     }
+
+
+def predict_band(fit, x):
+    """The pointwise ``fit["level"]`` band of the bootstrap fits at ``x``: ``(lo, hi)`` arrays, or
+    None without bootstrap fits (one seed)."""
+    boot = fit.get("boot") or []
+    if len(boot) < 2:
+        return None
+    s = _SIGN[fit["direction"]]
+    x = np.asarray(x, dtype=float)
+    preds = np.stack([_model(x, a, b, c, s, fit["x0"]) for a, b, c in boot])
+    q = (1.0 - fit.get("level", 0.95)) / 2.0
+    return np.quantile(preds, q, axis=0), np.quantile(preds, 1.0 - q, axis=0)
 
 
 def predict(fit, x):

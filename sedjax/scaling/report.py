@@ -91,6 +91,19 @@ def fit_s1(records: list[dict], level: float) -> dict:
 
 
 # ------------------------------------------------------------------------------------ S2
+def _with_shape(fit: dict, x, y, level: float) -> dict:
+    """Mark a power law with an offset that found no curvature in the range: ``b`` near 0 with
+    ``a`` and ``c`` far beyond the data (``c - a (x/x0)^-b ~ (c - a) + a b ln(x/x0)``: the metric is
+    still growing like ``log`` compute, and no plateau can be read off). For those, and for every
+    positive metric, also the pure power law ``y = k x^alpha`` of the seed means (a log-log slope)."""
+    mean = np.nanmean(np.asarray(y, float), 0)
+    span = float(np.nanmax(np.abs(mean))) or 1.0
+    fit["degenerate"] = bool(fit["b"] < 0.05 or abs(fit["c"]) > 100 * span)
+    if np.all(mean > 0):
+        fit["loglog"] = F.loglog_slope(x, mean, level=level)
+    return fit
+
+
 def _s2_matrix(recs: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """(compute (m,), metric (seeds, m), budgets) of one width's runs, ordered by budget."""
     recs = sorted(recs, key=lambda r: r["budget"])
@@ -116,8 +129,8 @@ def fit_s2(records: list[dict], n_boot: int, level: float, seed: int) -> dict:
                                      "monotone": mono}
                 improving = mono["monotone"] and (mono["direction"] == "increasing") == higher
                 if mono["monotone"]:
-                    e["fit"] = F.power_law_offset(x, y, direction=mono["direction"], n_boot=n_boot, seed=seed,
-                                                  level=level)
+                    e["fit"] = _with_shape(F.power_law_offset(x, y, direction=mono["direction"], n_boot=n_boot,
+                                                              seed=seed, level=level), x, y, level)
                     e["improves_with_compute"] = improving
                 else:
                     e["fit"] = None
@@ -135,8 +148,9 @@ def fit_s2(records: list[dict], n_boot: int, level: float, seed: int) -> dict:
                 y = np.asarray([pts[i]["per_seed"][metric] for i in idx], float).T
                 mono = F.monotone(x, y)
                 front["monotone"] = mono
-                front["fit"] = (F.power_law_offset(x, y, direction=mono["direction"], n_boot=n_boot, seed=seed,
-                                                   level=level) if mono["monotone"] else None)
+                front["fit"] = (_with_shape(F.power_law_offset(x, y, direction=mono["direction"], n_boot=n_boot,
+                                                               seed=seed, level=level), x, y, level)
+                                if mono["monotone"] else None)
             else:
                 front["fit"] = None
                 front["not_fitted"] = f"{len(idx)} frontier points (a fit needs 3)"
@@ -231,11 +245,18 @@ def figures(records: list[dict], fits: dict, out: Path) -> list[str]:
                 if fit:
                     xx = np.geomspace(x.min(), x.max(), 50)
                     ax.plot(xx, F.predict(fit, xx), "-", c=line[0].get_color())
-                    band = F.predict_band(fit, xx) if hasattr(F, "predict_band") else None
+                    band = F.predict_band(fit, xx)
                     if band is not None:
                         ax.fill_between(xx, band[0], band[1], color=line[0].get_color(), alpha=0.15)
             fr = e["frontier"]["points"]
             ax.plot([p["compute"] for p in fr], [p["mean"] for p in fr], "k:", lw=1, label="frontier")
+            ffit = e["frontier"].get("fit")
+            if ffit:
+                xx = np.geomspace(min(p["compute"] for p in fr), max(p["compute"] for p in fr), 50)
+                ax.plot(xx, F.predict(ffit, xx), "k-", lw=1.5, label=f"frontier fit (b={ffit['b']:.2f})")
+                band = F.predict_band(ffit, xx)
+                if band is not None:
+                    ax.fill_between(xx, band[0], band[1], color="k", alpha=0.1)
             ax.set_xscale("log")
             ax.set(xlabel="compute (agents' network FLOPs)", ylabel=key.split("/")[1], title=f"S2: {key}")
             ax.legend(fontsize=7)
@@ -347,22 +368,21 @@ def summary_md(cfg, records: list[dict], fits: dict, manifest: dict | None = Non
             for w, we in e["widths"].items():
                 f = we.get("fit")
                 if f:
-                    ci = f.get("ci") or {}
-                    rows.append([key, w, f["direction"], f["b"], _ci(ci.get("b")), f["c"], _ci(ci.get("c")),
-                                 f["a"], f["rmse"]])
+                    rows.append(_fit_row(key, w, f))
                 else:
                     unfitted.append(f"{key} width {w} ({we.get('not_fitted')}: means "
                                     + ", ".join(_fmt(m) for m in we["mean"]) + ")")
             fr = e["frontier"]
             f = fr.get("fit")
             if f:
-                ci = f.get("ci") or {}
-                rows.append([key, "frontier", f["direction"], f["b"], _ci(ci.get("b")), f["c"], _ci(ci.get("c")),
-                             f["a"], f["rmse"]])
+                rows.append(_fit_row(key, "frontier", f))
             else:
                 unfitted.append(f"{key} frontier ({fr.get('not_fitted', 'not monotone')})")
         parts += [_table(["setting/metric", "width", "direction", "exponent b", "b CI", "asymptote c", "c CI",
-                          "a", "rmse"], rows), ""]
+                          "rmse", "log-log slope alpha [CI]"], rows), "",
+                  "A fit marked *no plateau* found no curvature in the range (b -> 0, a and c far beyond the "
+                  "data): the metric still grows like log compute, so no asymptote can be read off; "
+                  "alpha (y ~ x^alpha on the seed means) describes it instead.", ""]
         if unfitted:
             parts += ["Not fitted: " + "; ".join(unfitted) + ".", ""]
         for key, e in s2.items():
@@ -389,6 +409,14 @@ def summary_md(cfg, records: list[dict], fits: dict, manifest: dict | None = Non
                              f"{_slope(s3[metric]['fit'])}")
         parts.append("")
     return "\n".join(parts)
+
+
+def _fit_row(key, w, f) -> list:
+    ci = f.get("ci") or {}
+    alpha = _slope(f.get("loglog"))
+    if f.get("degenerate"):
+        return [key, w, f["direction"], "no plateau", "-", "-", "-", f["rmse"], alpha]
+    return [key, w, f["direction"], f["b"], _ci(ci.get("b")), f["c"], _ci(ci.get("c")), f["rmse"], alpha]
 
 
 def _ci(ci) -> str:
@@ -418,3 +446,21 @@ def write_report(cfg, records: list[dict], out) -> dict:
         manifest = json.loads((out / "manifest.json").read_text())
     (out / "summary.md").write_text(summary_md(cfg, records, fits, manifest) + "\n")
     return fits
+
+
+def refit(folder) -> dict:
+    """Rewrite ``fits.json``, the figures and ``summary.md`` of a finished folder from its
+    ``manifest.json`` and ``runs.jsonl`` (after changing a fit, or with another ``n_boot``)."""
+    from omegaconf import OmegaConf
+
+    folder = Path(folder)
+    cfg = OmegaConf.create(json.loads((folder / "manifest.json").read_text())["config"])
+    records = [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines() if line.strip()]
+    return write_report(cfg, records, folder)
+
+
+if __name__ == "__main__":  # python -m sedjax.scaling.report <folder>
+    import sys
+
+    refit(sys.argv[1])
+    print(f"rewrote {sys.argv[1]}/fits.json, summary.md and the figures")
