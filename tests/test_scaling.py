@@ -57,14 +57,19 @@ def test_procedural_maps_are_unchanged_by_the_faster_builder():
 
 
 # ------------------------------------------------------------------- the traced run length
-@pytest.mark.parametrize("horizon", [1, 7, 100])
-def test_linear_decay_is_optax_linear_schedule(horizon):
+@pytest.mark.parametrize("horizon", [1, 7, 20, 100, 640, 3200, 12800])
+def test_linear_decay_with_a_traced_horizon_is_optax_with_a_constant_one(horizon):
+    """Bit for bit, both compiled, the learning rate traced as inject_hyperparams makes it: a run
+    whose length is traced computes what it computed when the length was a constant."""
     from sedjax.train.ppo import linear_decay
 
-    counts = jnp.arange(horizon + 4, dtype=jnp.int32)
-    ours = jax.vmap(linear_decay(jnp.float32(2.5e-4), jnp.float32(horizon)))(counts)
-    ref = jax.vmap(optax.linear_schedule(jnp.float32(2.5e-4), 0.0, horizon))(counts)
-    np.testing.assert_array_equal(np.asarray(ours), np.asarray(ref))
+    counts = jnp.arange(horizon + 40, dtype=jnp.int32)
+    for lr in (2.5e-4, 3e-4, 1e-3):
+        ours = jax.jit(jax.vmap(lambda c, h, l: linear_decay(l, h)(c), in_axes=(0, None, None)))(
+            counts, jnp.float32(horizon), jnp.float32(lr))
+        ref = jax.jit(jax.vmap(lambda c, l: optax.linear_schedule(l, 0.0, horizon)(c), in_axes=(0, None)))(
+            counts, jnp.float32(lr))
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(ref))
 
 
 def test_budget_runs_equal_separate_runs():

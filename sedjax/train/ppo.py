@@ -152,13 +152,15 @@ def clipped_loss(new_logp, old_logp, adv, value, old_value, ret, entropy, cfg: P
 
 
 def linear_decay(lr, horizon):
-    """``optax.linear_schedule(lr, 0.0, horizon)`` with ``horizon`` an array (traced), in the same
-    arithmetic (``count`` clipped to ``[0, horizon]``, then ``lr * (1 - count / horizon)``), so the
-    rates are those of optax's schedule exactly (``tests/test_ppo.py``)."""
+    """``optax.linear_schedule(lr, 0.0, horizon)`` with ``horizon`` an array (traced), giving the
+    rates optax's schedule gives with ``horizon`` a Python constant, bit for bit: XLA compiles a
+    division by a constant as a multiplication by its float32 reciprocal, so that is what this does
+    (``count / horizon`` with a traced horizon rounds differently and changed the default run;
+    ``tests/test_scaling.py``)."""
 
     def schedule(count):
         count = jnp.clip(count, 0, horizon)
-        return (lr - 0.0) * ((1 - count / horizon) ** 1) + 0.0
+        return lr * (1 - count * (1 / horizon))
 
     return schedule
 

@@ -264,7 +264,9 @@ def make_train(cfg, env=None) -> Program:
         hp = runner.hypers
         params, anneal_start, anneal_steps = hp.env, hp.anneal_start, hp.budget.anneal_steps
         env_steps = runner.iteration * (E * T)
-        scale = anneal_start + (1.0 - anneal_start) * jnp.clip(env_steps / jnp.maximum(anneal_steps, 1.0), 0.0, 1.0)
+        # x * (1 / a), not x / a: what XLA compiled when anneal_steps was a constant (same rounding).
+        scale = anneal_start + (1.0 - anneal_start) * jnp.clip(env_steps * (1 / jnp.maximum(anneal_steps, 1.0)),
+                                                               0.0, 1.0)
         sparams = params.replace(transfer_scale=jnp.where(anneal_steps > 0, scale, 1.0).astype(jnp.float32))
         runner, trs, p_trs = rollout(runner, sparams)
         # Bootstrap from the state after the rollout, as seen before the next period's rates are
