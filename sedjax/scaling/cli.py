@@ -2,7 +2,7 @@
 
 Examples::
 
-    sedjax-scaling                                   # profile=quick, < 2 minutes on a laptop CPU
+    sedjax-scaling                                   # profile=quick, ~3 minutes on a 2-core CPU
     sedjax-scaling profile=cpu hydra.run.dir=scaling/cpu
     sedjax-scaling profile=gpu studies=[S1,S2]       # on an accelerator host
     sedjax-scaling profile=cpu 'profile.s2.widths=[32,128]' 'profile.s1.num_agents=[7,64]'
