@@ -52,47 +52,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
+from sedjax.scaling.cost import batched_actions, consume  # noqa: E402 - shared with sedjax-scaling
 
 NAME = "env_throughput"
 
 
 # ----------------------------------------------------------------------------------- actions
-def batched_sample(space, key, num_envs: int):
-    """Independent uniform samples of ``space`` for ``num_envs`` envs, one PRNG call per leaf.
-
-    Same distribution as ``vmap(space.sample)(split(key, num_envs))`` (independent uniform
-    integers / reals per entry), without a per-env key split.
-    """
-    from sedjax import spaces
-
-    if isinstance(space, spaces.Dict):
-        keys = jax.random.split(key, len(space.spaces))
-        return {k: batched_sample(s, kk, num_envs) for (k, s), kk in zip(space.spaces.items(), keys)}
-    shape = (num_envs,) + tuple(space.shape)
-    if isinstance(space, spaces.Discrete):
-        return jax.random.randint(key, shape, 0, space.n, dtype=space.dtype)
-    if isinstance(space, spaces.Box):
-        if jnp.issubdtype(space.dtype, jnp.integer):
-            return jax.random.randint(key, shape, space.low, space.high + 1, dtype=space.dtype)
-        return jax.random.uniform(key, shape, space.dtype, space.low, space.high)
-    raise TypeError(f"unsupported space {space!r}")
-
-
 def make_sampler(env, params, num_envs: int, kind: str):
     space = env.action_space(params)
     if kind == "space":
         return lambda key: jax.vmap(space.sample)(jax.random.split(key, num_envs))
     if kind == "batched":
-        return lambda key: batched_sample(space, key, num_envs)
+        return lambda key: batched_actions(space, key, num_envs)
     raise ValueError(f"--sampler must be 'space' or 'batched', got {kind!r}")
 
 
 # ----------------------------------------------------------------------------------- rollout
-def consume(tree) -> jax.Array:
-    """Sum every leaf (as float32) into one scalar: makes XLA compute all of ``tree``."""
-    return sum(jnp.sum(x, dtype=jnp.float32) for x in jax.tree.leaves(tree))
-
-
 def make_rollout(env, num_envs: int, steps: int, sampler: str):
     """``jit``-ed ``rollout(carry, params) -> carry`` with ``carry = (state, key, acc)``."""
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))

@@ -49,19 +49,23 @@ def consume(tree) -> jax.Array:
     return sum(jnp.sum(x, dtype=jnp.float32) for x in jax.tree.leaves(tree))
 
 
-def _batched_actions(space, key, num_envs: int):
-    """Independent uniform actions for ``num_envs`` envs (one PRNG draw per leaf)."""
+def batched_actions(space, key, num_envs: int):
+    """Independent uniform actions for ``num_envs`` envs, one PRNG draw per leaf: the distribution
+    of ``vmap(space.sample)`` without a key split per env (also ``benchmarks/env_throughput.py``'s
+    ``--sampler batched``)."""
     from sedjax import spaces
 
     if isinstance(space, spaces.Dict):
         keys = jax.random.split(key, len(space.spaces))
-        return {k: _batched_actions(s, kk, num_envs) for (k, s), kk in zip(space.spaces.items(), keys)}
+        return {k: batched_actions(s, kk, num_envs) for (k, s), kk in zip(space.spaces.items(), keys)}
     shape = (num_envs,) + tuple(space.shape)
     if isinstance(space, spaces.Discrete):
         return jax.random.randint(key, shape, 0, space.n, dtype=space.dtype)
-    if jnp.issubdtype(space.dtype, jnp.integer):
-        return jax.random.randint(key, shape, space.low, space.high + 1, dtype=space.dtype)
-    return jax.random.uniform(key, shape, space.dtype, space.low, space.high)
+    if isinstance(space, spaces.Box):
+        if jnp.issubdtype(space.dtype, jnp.integer):
+            return jax.random.randint(key, shape, space.low, space.high + 1, dtype=space.dtype)
+        return jax.random.uniform(key, shape, space.dtype, space.low, space.high)
+    raise TypeError(f"unsupported space {space!r}")
 
 
 def _peak_memory() -> tuple[int | None, str]:
@@ -76,7 +80,7 @@ def _peak_memory() -> tuple[int | None, str]:
     return int(rss) * 1024, "process peak RSS (cumulative)"
 
 
-def _cost(compiled) -> dict:
+def xla_cost(compiled) -> dict:
     """flops / bytes accessed (XLA's cost analysis) and memory (memory analysis) of a program."""
     out: dict[str, Any] = {"flops": None, "bytes_accessed": None, "xla_memory_bytes": None}
     try:
@@ -136,7 +140,7 @@ def env_point(num_envs: int, num_agents: int = 7, *, steps: int = 32, repeats: i
 
     def step_once(state, key):
         k_act, k_step = jax.random.split(key)
-        action = _batched_actions(space, k_act, num_envs)
+        action = batched_actions(space, k_act, num_envs)
         obs, state, reward, done, _ = v_step(jax.random.split(k_step, num_envs), state, action, params)
         return state, consume(obs) + consume(reward) + jnp.sum(done, dtype=jnp.float32)
 
@@ -162,7 +166,7 @@ def env_point(num_envs: int, num_agents: int = 7, *, steps: int = 32, repeats: i
     compile_s = time.perf_counter() - t0
     # XLA's cost analysis counts a loop body once, whatever its trip count, so the scan's count is
     # one step's (plus the carry's key split): the same for 8 and 32 steps (tests/test_scaling.py).
-    cost = _cost(compiled)
+    cost = xla_cost(compiled)
     times = []
     for i in range(repeats + 1):  # the first call is the warm-up
         t = time.perf_counter()
@@ -218,7 +222,7 @@ def vote_point(num_voters: int, *, repeats: int = 5, mechanism: str = "weighted_
         times.append(time.perf_counter() - t)
     med = statistics.median(times)
     return {"num_voters": int(num_voters), "mechanism": mechanism, "times_s": times, "median_s": med,
-            "compile_s": compile_s, "ns_per_voter": 1e9 * med / int(num_voters), **_cost(compiled)}
+            "compile_s": compile_s, "ns_per_voter": 1e9 * med / int(num_voters), **xla_cost(compiled)}
 
 
 # ------------------------------------------------------------------------- the devices axis

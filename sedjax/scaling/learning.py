@@ -53,6 +53,8 @@ def setting_overrides(name: str) -> list[str]:
 def network_flops(program) -> dict:
     """Per agent-step FLOPs of the agents' network (forward; forward + backward), from XLA's cost
     analysis of the network compiled on one env's agents. Shapes only: nothing is executed."""
+    from sedjax.scaling.cost import xla_cost
+
     policy = program.policy
     obs, state = jax.eval_shape(lambda k: program.reset_envs(k, 1), jax.random.key(0))
     a_params, _ = jax.eval_shape(policy.init, jax.random.key(1), jax.random.key(2), obs)
@@ -66,9 +68,8 @@ def network_flops(program) -> dict:
         return jnp.sum(logits) + jnp.sum(value)
 
     def flops(fn) -> float:
-        ca = jax.jit(fn).lower(a_params, agent_obs, inputs).compile().cost_analysis()
-        ca = ca[0] if isinstance(ca, (list, tuple)) else ca
-        return float(ca.get("flops", 0.0)) if ca else float("nan")
+        f = xla_cost(jax.jit(fn).lower(a_params, agent_obs, inputs).compile())["flops"]
+        return float("nan") if f is None else f
 
     f_fwd, f_train = flops(forward), flops(jax.grad(forward))
     params = int(sum(np.prod(x.shape) for x in jax.tree.leaves(a_params)))
@@ -225,28 +226,6 @@ def budget_runs(cfg, budgets: list[int], chunk_steps: int, out: Path | None = No
     return execute(prep, out)
 
 
-def _study(jobs, out: Path, log, study: str) -> list[dict]:
-    """``jobs``: (extra, overrides, cfg, budgets, chunk_steps, folder). Prepare all, compile all
-    concurrently, then run and log them one at a time."""
-    t0 = time.perf_counter()
-    preps = [prepare(cfg, budgets, steps) for _, _, cfg, budgets, steps, _ in jobs]  # checked by plan()
-    compile_s = compile_all(preps)
-    recs = []
-    for i, ((extra, ov, cfg, _, _, folder), prep) in enumerate(zip(jobs, preps)):
-        t1 = time.perf_counter()
-        results = execute(prep, out / folder)
-        nf = prep.flops
-        per_agent_step = nf["fwd_flops_per_agent_step"] + int(cfg.agents.epochs) * nf["train_flops_per_sample"]
-        for r in results:
-            rec = _record(study, {**extra, "budget": r["budget"]}, ov, out / folder, cfg,
-                          prep.program.schedule.num_agents, r["budget"], per_agent_step, nf["params"], r["final"],
-                          r["records"], compile_s=compile_s.get(i), train_s=r["train_s"],
-                          wall_s=time.perf_counter() - t1)
-            log(rec)
-            recs.append(rec)
-    return recs
-
-
 def s2_jobs(p2, base: list[str], compose: Callable) -> list[tuple]:
     jobs = []
     for setting in p2.settings:
@@ -276,7 +255,23 @@ def check_jobs(jobs, field: str) -> None:
 
 
 def run_jobs(jobs, out: Path, log: Callable[[dict], None], study: str) -> list[dict]:
-    """S2: every (setting, width, budget), one compiled program per (setting, width); S3: one run
-    per population size (procedural maps at the default density). All of a study's programs are
-    compiled concurrently first (:func:`compile_all`), then run one at a time."""
-    return _study(jobs, out, log, study)
+    """Run a study's ``jobs`` (from :func:`s2_jobs` / :func:`s3_jobs`: ``(extra, overrides, cfg,
+    budgets, chunk_steps, folder)``; S2: one program per (setting, width), every budget on it; S3:
+    one per population size). All of them are prepared and compiled concurrently first
+    (:func:`compile_all`), then run and logged one at a time."""
+    preps = [prepare(cfg, budgets, steps) for _, _, cfg, budgets, steps, _ in jobs]
+    compile_s = compile_all(preps)
+    recs = []
+    for i, ((extra, ov, cfg, _, _, folder), prep) in enumerate(zip(jobs, preps)):
+        t1 = time.perf_counter()
+        results = execute(prep, out / folder)
+        nf = prep.flops
+        per_agent_step = nf["fwd_flops_per_agent_step"] + int(cfg.agents.epochs) * nf["train_flops_per_sample"]
+        for r in results:
+            rec = _record(study, {**extra, "budget": r["budget"]}, ov, out / folder, cfg,
+                          prep.program.schedule.num_agents, r["budget"], per_agent_step, nf["params"], r["final"],
+                          r["records"], compile_s=compile_s.get(i), train_s=r["train_s"],
+                          wall_s=time.perf_counter() - t1)
+            log(rec)
+            recs.append(rec)
+    return recs
