@@ -40,6 +40,9 @@ from sedjax.environment import Environment, is_concrete
 from sedjax.where import apply_where
 
 OBJECTIVES = ("eta", "pmean")
+REPORTS = ("truthful", "strategic")
+PRINCIPAL_OBS = ("summary", "world")
+WORLD_CHANNELS = ("wall", "apple", "agent")  # the Principal's map channels (``principal_obs="world"``)
 WELFARE_OF = ("raw", "post_tax")
 SOCIAL_SCOPES = ("view", "all")
 INCOME_SCALE = 10.0  # period incomes are divided by this in the Principal's observation
@@ -52,7 +55,9 @@ FIELDS = {
     "resample_on_reset": "types.resample_on_reset",
     "kind": "objective.kind", "eta": "objective.eta", "p": "objective.p", "welfare_of": "objective.welfare_of",
     "mechanism": "voting.mechanism", "periods_per_round": "voting.periods_per_round",
-    "rounds_per_episode": "env.rounds_per_episode",
+    "reports": "voting.reports", "report_grid": "voting.report_grid", "report_iters": "voting.report_iters",
+    "dynamic_trust": "types.dynamic_trust", "trust_rate": "types.trust_rate", "trust_ref": "types.trust_ref", "trust_scale": "types.trust_scale",
+    "rounds_per_episode": "env.rounds_per_episode", "principal_obs": "env.principal_obs",
 }
 
 
@@ -72,6 +77,11 @@ class SEDStatic:
     rounds_per_episode: int = 4
     sigma_family: str = "uniform"  # type-distribution families (select the sampler)
     beta_family: str = "uniform"
+    reports: str = "truthful"  # what the agents report to the vote
+    report_grid: int = 101  # strategic reports: levels of the best-response search in [0, 1]
+    report_iters: int = 20  # strategic reports: at most this many best-response rounds per vote
+    principal_obs: str = "summary"  # summary, or "world": the summary and the whole map
+    dynamic_trust: bool = False  # trust moves at each vote (SEDParams.trust_*); off: no code for it
 
     def __post_init__(self):
         f = FIELDS
@@ -85,6 +95,11 @@ class SEDStatic:
             object.__setattr__(self, k, _checks.integer(getattr(self, k), f[k], 1))
         _checks.choice(self.sigma_family, "types.sigma (family)", population.FAMILIES)
         _checks.choice(self.beta_family, "types.beta (family)", population.FAMILIES)
+        _checks.choice(self.reports, f["reports"], REPORTS)
+        object.__setattr__(self, "report_grid", _checks.integer(self.report_grid, f["report_grid"], 2))
+        object.__setattr__(self, "report_iters", _checks.integer(self.report_iters, f["report_iters"], 1))
+        _checks.choice(self.principal_obs, f["principal_obs"], PRINCIPAL_OBS)
+        object.__setattr__(self, "dynamic_trust", _checks.flag(self.dynamic_trust, f["dynamic_trust"]))
 
     @property
     def round_len(self) -> int:
@@ -112,6 +127,11 @@ class SEDParams:
     beta_dist: jax.Array = _f32((0.0, 1.0, 1.0, 1.0))
     resample_on_reset: jax.Array = dataclasses.field(default_factory=lambda: jnp.asarray(False))
     objective_param: jax.Array = _f32(math.nan)  # fixed eta or p overriding the vote; NaN: use the vote
+    # Dynamic trust (SPEC §4's beta, moved at each vote by the Principal's last round):
+    # beta <- clip(beta + trust_rate * (O_round - trust_ref) / trust_scale, 0, 1); trust_rate 0: off.
+    trust_rate: jax.Array = _f32(0.0)
+    trust_ref: jax.Array = _f32(0.0)
+    trust_scale: jax.Array = _f32(1.0)
 
 
 @struct.dataclass
@@ -123,7 +143,10 @@ class SEDState:
     last_income: jax.Array  # (n,) post-tax income of the last completed period
     voted: jax.Array  # the voted eta (objective 'eta') or p (objective 'pmean')
     sigma: jax.Array  # (n,) selfishness
-    beta: jax.Array  # (n,) trust
+    beta: jax.Array  # (n,) trust (moves at each vote with dynamic trust)
+    beta_init: jax.Array  # (n,) the population's trust at the episode's start (episodes start from it)
+    round_objective: jax.Array  # sum of this voting round's period objectives so far
+    vote_iterations: jax.Array  # int32: best-response rounds of the last vote (0: truthful reports)
 
     @property
     def t(self) -> jax.Array:
@@ -151,7 +174,9 @@ class SED(Environment):
                  rate_levels: int = 11, continuous: bool = False, max_rate_change=None, transfer_scale: float = 1.0,
                  sigma="uniform", beta="uniform", social_scope: str = "view", resample_on_reset: bool = False,
                  kind: str = "eta", eta=None, p=None, welfare_of: str = "raw", mechanism: str = "mean",
-                 periods_per_round: int = 20, rounds_per_episode: int = 4):
+                 periods_per_round: int = 20, rounds_per_episode: int = 4, reports: str = "truthful",
+                 report_grid: int = 101, report_iters: int = 20, dynamic_trust=None, trust_rate: float = 0.0,
+                 trust_ref: float = 0.0, trust_scale: float = 1.0, principal_obs: str = "summary"):
         thresholds, _ = tax.check_brackets(thresholds)
         sigma_dist = population.parse_type_dist(sigma, FIELDS["sigma"])
         beta_dist = population.parse_type_dist(beta, FIELDS["beta"])
@@ -160,7 +185,10 @@ class SED(Environment):
             num_brackets=len(thresholds), kind=kind, welfare_of=welfare_of, mechanism=mechanism,
             social_scope=social_scope, continuous=continuous, rate_levels=rate_levels, period_len=period_len,
             periods_per_round=periods_per_round, rounds_per_episode=rounds_per_episode,
-            sigma_family=population.family_of(sigma_dist), beta_family=population.family_of(beta_dist))
+            sigma_family=population.family_of(sigma_dist), beta_family=population.family_of(beta_dist),
+            reports=reports, report_grid=report_grid, report_iters=report_iters, principal_obs=principal_obs,
+            # null: on exactly when the rate is nonzero (static: off compiles no trust code at all)
+            dynamic_trust=(trust_rate != 0) if dynamic_trust is None else dynamic_trust)
         delta = math.inf if max_rate_change is None else _checks.number(
             max_rate_change, FIELDS["max_rate_change"], 0.0, math.inf, allow_inf=True)
         self._params = SEDParams(
@@ -171,12 +199,18 @@ class SED(Environment):
             sigma_dist=jnp.asarray(sigma_dist), beta_dist=jnp.asarray(beta_dist),
             resample_on_reset=jnp.asarray(_checks.flag(resample_on_reset, FIELDS["resample_on_reset"])),
             objective_param=jnp.float32(_objective_param(kind, eta, p)),
+            trust_rate=jnp.float32(_checks.number(trust_rate, FIELDS["trust_rate"])),
+            trust_ref=jnp.float32(_checks.number(trust_ref, FIELDS["trust_ref"])),
+            trust_scale=jnp.float32(_checks.number(trust_scale, FIELDS["trust_scale"], 0.0)),
         )
+        if not self._params.trust_scale > 0:
+            raise ValueError(f"types.trust_scale must be > 0, got {trust_scale}")
+        self._check_trust_rate(self._params.trust_rate)
         # Re-vote only on steps where a voting round starts. Under vmap a plain jnp.where would
         # vote on every step (a batched select evaluates both sides; the O(n^2) weighted median
         # then cost ~70% of a step at 7 agents); apply_where turns the batch of flags into one
         # scalar cond on any(new_round), so the vote costs something only at round starts.
-        self._revote_where = apply_where(lambda _key, params, old: (old[0], self.vote(old[0], params)))
+        self._revote_where = apply_where(lambda _key, params, old: (old[0], *self.vote_with_iterations(old[0], params)))
 
     # Static facts, for callers (the trainer, eval, benchmarks).
     num_agents = property(lambda self: self.grid.num_agents)
@@ -193,9 +227,24 @@ class SED(Environment):
     vote_mechanism = property(lambda self: self.static.mechanism)
     social_scope = property(lambda self: self.static.social_scope)
 
+    reports = property(lambda self: self.static.reports)
+
+    @property
+    def summary_obs_dim(self) -> int:
+        """Length of the Principal's compact summary (:meth:`principal_obs`)."""
+        return 2 * self.num_agents + self.num_brackets + 4
+
+    @property
+    def world_shape(self) -> tuple[int, int, int] | None:
+        """``(H, W, 3)`` of the map the Principal observes with ``principal_obs="world"``, else None."""
+        if self.static.principal_obs != "world":
+            return None
+        return (self.grid.map.height, self.grid.map.width, len(WORLD_CHANNELS))
+
     @property
     def principal_obs_dim(self) -> int:
-        return 2 * self.num_agents + self.num_brackets + 4
+        shape = self.world_shape
+        return self.summary_obs_dim + (0 if shape is None else math.prod(shape))
 
     @property
     def default_params(self) -> SEDParams:
@@ -223,6 +272,13 @@ class SED(Environment):
             op = np.asarray(params.objective_param)
             if np.any(~np.isnan(op) & ~((op >= 0) & (op <= 1))):
                 raise ValueError(f"objective.eta must lie in [0, 1], got {_checks.plain(op)}")
+        self._check_trust_rate(params.trust_rate)
+        for name, ok in (("trust_rate", np.isfinite), ("trust_ref", np.isfinite),
+                         ("trust_scale", lambda v: np.isfinite(v) & (v > 0))):
+            v = np.asarray(getattr(params, name))
+            if np.any(~ok(v)):
+                raise ValueError(f"{FIELDS[name]} must be {'> 0 and ' if name == 'trust_scale' else ''}finite, "
+                                 f"got {_checks.plain(v)}")
 
     # ------------------------------------------------------------------ spaces
     def principal_action_space(self, params=None):
@@ -249,11 +305,49 @@ class SED(Environment):
 
     # ------------------------------------------------------------------ the pieces
     def vote(self, sigma, params: SEDParams) -> jax.Array:
-        """The objective's parameter for a voting round: the vote on the (truthful) reports, mapped
-        to p for a power mean, unless ``objective_param`` fixes it."""
-        m = voting.vote(sigma, self.vote_mechanism)
+        """The objective's parameter for a voting round: the vote on the agents' reports, mapped to
+        p for a power mean, unless ``objective_param`` fixes it."""
+        return self.vote_with_iterations(sigma, params)[0]
+
+    def reports_of(self, sigma):
+        """What the agents report to the vote, and the best-response rounds it took (int32).
+
+        ``truthful``: their selfishness σ (0 rounds). ``strategic``: each agent's ideal outcome is
+        its own σ_i and it dislikes the distance to it (single-peaked, utility −|vote − σ_i|); the
+        reports are iterated simultaneous best responses to the others' reports on a grid of
+        ``report_grid`` levels, from truthful, until no report changes or ``report_iters`` rounds
+        (:func:`sedjax.voting.strategic_reports`)."""
+        if self.reports == "truthful":
+            return sigma, jnp.zeros((), jnp.int32)
+        r, iters, _ = voting.strategic_reports(sigma, self.vote_mechanism, self.static.report_grid,
+                                               self.static.report_iters)
+        return r, iters
+
+    def vote_with_iterations(self, sigma, params: SEDParams):
+        """``(voted parameter, best-response rounds of the reports)``: see :meth:`vote`."""
+        reports, iters = self.reports_of(sigma)
+        m = voting.vote(reports, self.vote_mechanism)
         voted = m if self.objective == "eta" else voting.vote_to_p(m)
-        return jnp.where(jnp.isnan(params.objective_param), voted, params.objective_param)
+        return jnp.where(jnp.isnan(params.objective_param), voted, params.objective_param), iters
+
+    def _check_trust_rate(self, rate) -> None:
+        if not self.static.dynamic_trust and np.any(np.asarray(rate) != 0):
+            raise ValueError(f"types.trust_rate is {_checks.plain(np.asarray(rate))} but types.dynamic_trust is false "
+                             "(a static setting: set types.dynamic_trust=true, e.g. to sweep types.trust_rate)")
+
+    def episode_trust(self, state: SEDState, params: SEDParams) -> jax.Array:
+        """The trust a new episode of the same population starts from: with dynamic trust the
+        population's trust at the last episode's start (``beta_init``: trust moves within an episode
+        only), else the current ``beta`` (so a ``beta`` set by hand is kept, as are the types)."""
+        return state.beta_init if self.static.dynamic_trust else state.beta
+
+    def update_trust(self, beta, round_objective, params: SEDParams) -> jax.Array:
+        """Dynamic trust at a vote: ``clip(beta + trust_rate * (O_round - trust_ref) / trust_scale,
+        0, 1)`` with ``O_round`` the mean period objective of the round just ended; exactly ``beta``
+        when ``trust_rate`` is 0 (the default: static types)."""
+        O_round = round_objective / self.periods_per_round
+        moved = jnp.clip(beta + params.trust_rate * (O_round - params.trust_ref) / params.trust_scale, 0.0, 1.0)
+        return jnp.where(params.trust_rate == 0, beta, moved)
 
     def sample_types(self, key, params: SEDParams):
         k_s, k_b = jax.random.split(key)
@@ -264,8 +358,10 @@ class SED(Environment):
     def _new_episode(self, key, params: SEDParams, sigma, beta):
         grid_obs, gstate = self.grid.reset_env(key, params.grid)
         zeros = jnp.zeros((self.num_agents,), jnp.float32)
+        voted, iters = self.vote_with_iterations(sigma, params)
         state = SEDState(grid=gstate, rates=jnp.zeros((self.num_brackets,), jnp.float32), period_raw=zeros,
-                         last_raw=zeros, last_income=zeros, voted=self.vote(sigma, params), sigma=sigma, beta=beta)
+                         last_raw=zeros, last_income=zeros, voted=voted, sigma=sigma, beta=beta, beta_init=beta,
+                         round_objective=jnp.zeros((), jnp.float32), vote_iterations=iters)
         return {"agents": grid_obs, "principal": self.principal_obs(state, params)}, state
 
     def reset_env(self, key: jax.Array, params: SEDParams):
@@ -280,11 +376,12 @@ class SED(Environment):
         return self._new_episode(k_world, params, jnp.asarray(sigma, jnp.float32), jnp.asarray(beta, jnp.float32))
 
     def reset_keeping(self, key, params: SEDParams, obs, state: SEDState):
-        """A new episode that keeps the agents' types unless ``resample_on_reset``."""
+        """A new episode that keeps the agents' types unless ``resample_on_reset`` (trust as at the
+        last episode's start: dynamic trust moves within an episode only)."""
         k_types, k_world = jax.random.split(key)
         sigma, beta = self.sample_types(k_types, params)
         sigma = jnp.where(params.resample_on_reset, sigma, state.sigma)
-        beta = jnp.where(params.resample_on_reset, beta, state.beta)
+        beta = jnp.where(params.resample_on_reset, beta, self.episode_trust(state, params))
         return self._new_episode(k_world, params, sigma, beta)
 
     # ------------------------------------------------------------------ the step, in the SPEC's order
@@ -307,15 +404,21 @@ class SED(Environment):
         # 4. The agents' typed rewards (SPEC §4).
         others = ginfo["collected_in_view"] if self.social_scope == "view" else apples.sum() - apples
         r_agents = population.typed_reward(extrinsic, apples, others, state.sigma, state.beta)
-        # 5. A new voting round starts: vote on the agents' current reports (their types).
+        # 5. A voting round ends: trust moves with the round's objective (dynamic trust), and the new
+        #    round votes on the agents' reports of their types.
         new_round = t % self.round_len == 0
-        _, voted = self._revote_where(new_round, key, (state.sigma, state.voted), params)
+        round_objective, beta = state.round_objective, state.beta
+        if self.static.dynamic_trust:  # static: off, the default program has no trust code
+            round_objective = round_objective + jnp.where(period_end, obj, 0.0)
+            beta = jnp.where(new_round, self.update_trust(beta, round_objective, params), beta)
+        _, voted, iters = self._revote_where(new_round, key, (state.sigma, state.voted, state.vote_iterations), params)
         new_state = SEDState(
             grid=gstate, rates=rates,
             period_raw=jnp.where(period_end, 0.0, period_raw),
             last_raw=jnp.where(period_end, period_raw, state.last_raw),
             last_income=jnp.where(period_end, income, state.last_income),
-            voted=voted, sigma=state.sigma, beta=state.beta,
+            voted=voted, sigma=state.sigma, beta=beta, beta_init=state.beta_init,
+            round_objective=jnp.where(new_round, 0.0, round_objective), vote_iterations=iters,
         )
         obs = {"agents": grid_obs, "principal": self.principal_obs(new_state, params)}
         reward = {"agents": r_agents, "principal": jnp.where(period_end, obj, 0.0)}
@@ -326,6 +429,8 @@ class SED(Environment):
             "extrinsic": extrinsic,
             "rates": rates,
             "voted": state.voted,
+            "vote_iterations": iters,  # best-response rounds of the reports at this step's vote
+            "beta": beta,  # trust after this step (moves at votes with dynamic trust)
             "objective": obj,  # the period objective (meaningful at period_end)
             "apples_alive": ginfo["apples_alive"],
             "period_end": period_end,
@@ -364,9 +469,26 @@ class SED(Environment):
         own = (state.period_raw / INCOME_SCALE)[:, None].astype(jnp.float32)
         return jnp.concatenate([jnp.broadcast_to(shared, (n, shared.shape[0])), own], -1)
 
+    def world_obs(self, state: SEDState) -> jax.Array:
+        """The whole map as ``(H, W, 3)`` float32 channels (:data:`WORLD_CHANNELS`: wall, live
+        apple, agent), from the grid's bit codes (the agents' views read the same codes)."""
+        L = self.grid.layout
+        H, W = self.grid.map.height, self.grid.map.width
+        code = self.grid.world_codes(state.grid).reshape(L.Hp, L.Wp)[L.pad:L.pad + H, L.pad:L.pad + W]
+        bits = jnp.stack([(code >> b) & 1 for b in range(len(WORLD_CHANNELS))], -1)  # CODE_WALL/APPLE/AGENT
+        return bits.astype(jnp.float32)
+
     def principal_obs(self, state: SEDState, params: SEDParams) -> jax.Array:
         """Compact summary: last period's raw and post-tax income per agent, apples alive, current
-        rates, the voted parameter, position in the round and in the episode."""
+        rates, the voted parameter, position in the round and in the episode. With
+        ``principal_obs="world"`` the whole map follows it, flattened (:meth:`world_obs`; the
+        Principal's network reshapes it, :attr:`world_shape`)."""
+        summary = self.summary_obs(state)
+        if self.world_shape is None:
+            return summary
+        return jnp.concatenate([summary, self.world_obs(state).reshape(-1)])
+
+    def summary_obs(self, state: SEDState) -> jax.Array:
         voted = state.voted if self.objective == "eta" else jnp.clip(state.voted, -10.0, 1.0) / 10.0
         alive = state.grid.apples.mean() if self.grid.num_apple_cells else jnp.float32(0)
         return jnp.concatenate([

@@ -59,16 +59,24 @@ class AgentNet(nn.Module):
     """One network shared by all agents: a small CNN (or MLP) over the egocentric view, plus the
     agent's one-hot id, optionally its type ``(sigma, beta)`` and what it observes of the mechanism
     (:meth:`sedjax.sed.SED.mechanism_obs`: rates, thresholds, position in the period and round, own
-    apples this period), then two dense layers, to policy logits and a value."""
+    apples this period), then two dense layers, to policy logits and a value.
+
+    ``obs_mode="rgb"`` (88x88x3 uint8 views, 8 px per cell): the pixels are scaled to [0, 1] and read
+    by an 8x8 stride-8 convolution, one output per cell (16 features), before the same network."""
 
     num_actions: int
     num_agents: int
     network: str = "cnn"
     hidden: int = 128
+    obs_mode: str = "symbolic"
 
     @nn.compact
     def __call__(self, obs, agent_id, types=None, mech=None):
         x = obs.astype(jnp.float32)
+        if self.obs_mode == "rgb":
+            from sedjax.render import CELL_PX
+
+            x = nn.relu(PatchConv(16, CELL_PX, CELL_PX)(x / 255.0))
         if self.network == "cnn":
             # One strided 3x3 layer (11x11 -> 5x5x16): the view is small and CPU time is precious.
             x = nn.relu(PatchConv(16, 3, 2)(x))
@@ -119,7 +127,12 @@ class PrincipalNet(nn.Module):
     ``shared_head=False``: independent heads (the previous network).
 
     ``rate_head`` (discrete rates): ``ordinal`` (default, :func:`ordinal_logits`: a location and a
-    spread per bracket) or ``categorical`` (one free logit per level, the previous network)."""
+    spread per bracket) or ``categorical`` (one free logit per level, the previous network).
+
+    ``world_shape`` (``env.principal_obs=world``): the observation is the compact summary followed
+    by the whole map ``(H, W, 3)`` flattened; the map goes through two 3x3 stride-2 convolutions (16
+    features each) and a dense layer to ``hidden`` features, concatenated with the summary before
+    the MLP."""
 
     num_brackets: int
     rate_levels: int = 11
@@ -128,6 +141,7 @@ class PrincipalNet(nn.Module):
     shared_head: bool = True
     rate_head: str = "ordinal"
     bracket_scale: float = 1.0
+    world_shape: tuple | None = None
 
     def _head(self, x, width):
         out = _dense(self.num_brackets * width, 0.01)(x).reshape(x.shape[:-1] + (self.num_brackets, width))
@@ -137,6 +151,13 @@ class PrincipalNet(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
+        if self.world_shape is not None:
+            d = obs.shape[-1] - int(np.prod(self.world_shape))
+            world = obs[..., d:].reshape(obs.shape[:-1] + tuple(self.world_shape))
+            w = nn.relu(PatchConv(16, 3, 2)(world))
+            w = nn.relu(PatchConv(16, 3, 2)(w))
+            w = nn.relu(_dense(self.hidden)(w.reshape(w.shape[:-3] + (-1,))))
+            obs = jnp.concatenate([obs[..., :d], w], -1)
         x = nn.tanh(_dense(self.hidden)(obs))
         x = nn.tanh(_dense(self.hidden)(x))
         value = _dense(1, 1.0)(x)[..., 0]

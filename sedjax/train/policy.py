@@ -98,9 +98,9 @@ def make_policy(cfg, env) -> Policy:
     factored = bool(pc.factored_ratio)
     kind = str(pc.kind)
     rates_fixed = jnp.asarray(fixed_rates(cfg)) if kind == "fixed" else None
-    agent_net = AgentNet(env.grid.num_actions, n, str(ac.network), int(ac.hidden))
+    agent_net = AgentNet(env.grid.num_actions, n, str(ac.network), int(ac.hidden), env.grid.obs_mode)
     principal_net = PrincipalNet(B, env.rate_levels, env.continuous_rates, int(pc.hidden), bool(pc.shared_head),
-                                 str(pc.rate_head), float(pc.bracket_scale))
+                                 str(pc.rate_head), float(pc.bracket_scale), env.world_shape)
     agent_ids = jnp.arange(n)
     v_step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
 

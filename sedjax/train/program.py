@@ -196,7 +196,11 @@ def make_train(cfg, env=None) -> Program:
         if not per_env_types:
             sigma, beta = env.sample_types(k_types, params)
             new = params.resample_on_reset & done[:, None]
-            state = state.replace(sigma=jnp.where(new, sigma, state.sigma), beta=jnp.where(new, beta, state.beta))
+            # Done envs start from the new draw or the population's trust (env.episode_trust).
+            beta = jnp.where(new, beta, jax.vmap(env.episode_trust, in_axes=(0, None))(state, params))
+            state = state.replace(sigma=jnp.where(new, sigma, state.sigma),
+                                  beta=jnp.where(done[:, None], beta, state.beta),
+                                  beta_init=jnp.where(done[:, None], beta, state.beta_init))
             p = params.replace(resample_on_reset=jnp.asarray(False))  # the draw above is the resample
         return v_reset_where(done, jax.random.split(k_reset, E), obs, state, p)
 

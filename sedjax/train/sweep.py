@@ -36,6 +36,7 @@ ENV_SWEEPABLE = (
     "env.regrowth_probs",
     "tax.thresholds", "tax.max_rate_change", "tax.anneal_start",
     "types.sigma", "types.beta", "types.resample_on_reset",
+    "types.trust_rate", "types.trust_ref", "types.trust_scale",
     "objective.eta", "objective.p",
 )
 SWEEPABLE = ENV_SWEEPABLE + ("principal.rates",) + tuple(
@@ -124,7 +125,9 @@ def expand(cfg) -> Sweep:
                 env.check_params(params)
                 if env.static != base_env.static or env.grid.static != base_env.grid.static:
                     raise ValueError("this value changes a static setting of the env (e.g. a type distribution's "
-                                     "family or the number of brackets); sweep it with Hydra's -m")
+                                     "family or the number of brackets, or types.dynamic_trust, which a nonzero "
+                                     "types.trust_rate turns on: set types.dynamic_trust=true to sweep the rate); "
+                                     "sweep it with Hydra's -m")
                 envs[ek] = (env, params)
             env, params = envs[ek]
             h = hypers_of(c, params, validate_train(c, env))
