@@ -68,3 +68,16 @@ def test_device_scaling_quick(tmp_path):
     assert two["env"]["efficiency"] == pytest.approx(1.0)  # relative to the first count measured
     assert two["env"]["env_steps_per_s"] > 0 and two["env"]["compile_s"] > 0
     assert "| devices |" in saved["table"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_option_cost_quick(tmp_path):
+    from benchmarks import option_cost
+
+    out = tmp_path / "options.json"
+    payload = option_cost.main(["--quick", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert list(saved["results"]) == ["default", "env.principal_obs=world"]
+    assert saved["results"]["default"]["relative_to_default"] == 1.0
+    for r in payload["results"].values():
+        assert r["env_steps_per_s"] > 0 and r["compile_s"] > 0 and r["env_steps_per_chunk"] == 2 * 50
