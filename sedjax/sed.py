@@ -429,7 +429,7 @@ class SED(Environment):
             "extrinsic": extrinsic,
             "rates": rates,
             "voted": state.voted,
-            "vote_iterations": iters,  # best-response rounds of the reports at this step's vote
+            "vote_iterations": iters,  # best-response rounds of the reports at the last vote (0: truthful)
             "beta": beta,  # trust after this step (moves at votes with dynamic trust)
             "objective": obj,  # the period objective (meaningful at period_end)
             "apples_alive": ginfo["apples_alive"],
