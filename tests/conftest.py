@@ -33,6 +33,15 @@ def char_grid(height, width, fill=" "):
     return np.full((height, width), fill, dtype="<U1")
 
 
+# A 3-agent room dense with apples (tests/test_env_contract.py, tests/test_jaxmarl.py).
+ROOM = [
+    "WWWWWWWW",
+    "WAAQ AAW",
+    "WAAAAAAW",
+    "WPAAAAPW",
+    "WWWWWWWW",
+]
+
 # ---------------------------------------------------------------------------- states
 def grid_state(env, pos, facing, apples=None, on_map=None, removed_for=None, cooldown=None, t=0):
     """A GridState built by hand (positions are (row, col) map coordinates)."""
@@ -151,3 +160,27 @@ def default_grid():
 def default_reset(default_grid):
     """(obs, state) of the default grid for key 0."""
     return default_grid.reset(jax.random.key(0), default_grid.params)
+
+
+# ---------------------------------------------------------------------------- compilation cache
+CACHE_OPTIONS = {
+    "jax_compilation_cache_dir": None,  # set by the fixture
+    "jax_persistent_cache_min_compile_time_secs": 0.0,
+    "jax_persistent_cache_min_entry_size_bytes": -1,
+}
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory):
+    """A persistent compilation cache for the requesting module (restored to the previous settings after)."""
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    path = str(tmp_path_factory.mktemp("jax_cache"))
+    old = {k: getattr(jax.config, k) for k in CACHE_OPTIONS}
+    for k, v in CACHE_OPTIONS.items():
+        jax.config.update(k, path if v is None else v)
+    cc.reset_cache()
+    yield path
+    for k, v in old.items():
+        jax.config.update(k, v)
+    cc.reset_cache()

@@ -10,15 +10,8 @@ import pytest
 import sedjax
 from sedjax import testing
 
-from conftest import ascii_map
+from conftest import ROOM, ascii_map
 
-ROOM = [
-    "WWWWWWWW",
-    "WAAQ AAW",
-    "WAAAAAAW",
-    "WPAAAAPW",
-    "WWWWWWWW",
-]
 GRID_KW = dict(num_agents=3, max_steps=4, regrowth_probs=(0.0, 0.3, 0.4, 0.5), view_ahead=3, view_behind=1, view_side=2)
 SED_KW = dict(num_agents=3, regrowth_probs=(0.0, 0.3, 0.4, 0.5), view_ahead=3, view_behind=1, view_side=2,
               thresholds=(0.0, 1.0, 2.0), period_len=2, periods_per_round=2, rounds_per_episode=1)  # 4-step episodes

@@ -31,28 +31,7 @@ TINY = [
     "train.plots=false", "train.compilation_cache=false", "principal=fixed",
 ]
 R = [0.2, 0.5, 0.9]
-CACHE_OPTIONS = {
-    "jax_compilation_cache_dir": None,  # set by the fixture
-    "jax_persistent_cache_min_compile_time_secs": 0.0,
-    "jax_persistent_cache_min_entry_size_bytes": -1,
-}
 EP = {"episodes": 2, "gif_steps": 0, "verbose": False}
-
-
-@pytest.fixture(scope="module")
-def compile_cache(tmp_path_factory):
-    """A persistent compilation cache for this module (restored to the previous settings after)."""
-    from jax.experimental.compilation_cache import compilation_cache as cc
-
-    path = str(tmp_path_factory.mktemp("jax_cache"))
-    old = {k: getattr(jax.config, k) for k in CACHE_OPTIONS}
-    for k, v in CACHE_OPTIONS.items():
-        jax.config.update(k, path if v is None else v)
-    cc.reset_cache()
-    yield path
-    for k, v in old.items():
-        jax.config.update(k, v)
-    cc.reset_cache()
 
 
 @pytest.fixture(scope="module")

@@ -23,15 +23,8 @@ import sedjax  # noqa: E402
 from sedjax import tax  # noqa: E402
 from sedjax.interop.jaxmarl import SEDMultiAgentEnv  # noqa: E402
 
-from conftest import ascii_map  # noqa: E402
+from conftest import ROOM, ascii_map  # noqa: E402
 
-ROOM = [
-    "WWWWWWWW",
-    "WAAQ AAW",
-    "WAAAAAAW",
-    "WPAAAAPW",
-    "WWWWWWWW",
-]
 SED_KW = dict(map=ascii_map(ROOM, "room"), num_agents=3, view_ahead=3, view_behind=1, view_side=2,
               regrowth_probs=(0.0, 0.3, 0.4, 0.5), thresholds=(0.0, 1.0, 2.0), period_len=5,
               periods_per_round=2, rounds_per_episode=1)  # 10-step episodes

@@ -36,27 +36,6 @@ REQUIRED = ("chunk", "env_steps", "sps", "agent_sps", "wall_time", "agent_return
             "agents/value_loss", "agents/entropy", "principal/policy_loss", "zero_income_share",
             "objective_first_round", "objective_last_round", "agent_return_first_round", "agent_return_last_round")
 TIMING = ("sps", "agent_sps", "chunk_time", "wall_time")
-CACHE_OPTIONS = {
-    "jax_compilation_cache_dir": None,  # set by the fixture
-    "jax_persistent_cache_min_compile_time_secs": 0.0,
-    "jax_persistent_cache_min_entry_size_bytes": -1,
-}
-
-
-@pytest.fixture(scope="module")
-def compile_cache(tmp_path_factory):
-    """A persistent compilation cache for this module (restored to the previous settings after)."""
-    from jax.experimental.compilation_cache import compilation_cache as cc
-
-    path = str(tmp_path_factory.mktemp("jax_cache"))
-    old = {k: getattr(jax.config, k) for k in CACHE_OPTIONS}
-    for k, v in CACHE_OPTIONS.items():
-        jax.config.update(k, path if v is None else v)
-    cc.reset_cache()
-    yield path
-    for k, v in old.items():
-        jax.config.update(k, v)
-    cc.reset_cache()
 
 
 @pytest.fixture(scope="module")

@@ -155,13 +155,18 @@ class LoadedRun(NamedTuple):
     train_seed: int
 
 
+class RunFolderError(FileNotFoundError, ValueError):
+    """``run_dir`` is not a sedjax-train run folder with a checkpoint (a ``FileNotFoundError`` and a
+    ``ValueError``, so callers catching either see it)."""
+
+
 def read_run_config(run_dir):
-    """The ``config.yaml`` of a run folder written by ``sedjax-train`` (``FileNotFoundError``
+    """The ``config.yaml`` of a run folder written by ``sedjax-train`` (:class:`RunFolderError`
     otherwise)."""
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.exists():
-        raise FileNotFoundError(f"{cfg_path} not found: is {run_dir} a sedjax-train run folder?")
+        raise RunFolderError(f"{cfg_path} not found: is {run_dir} a sedjax-train run folder?")
     return OmegaConf.load(cfg_path)
 
 
@@ -175,7 +180,7 @@ def _apply_override(cfg, cfg_override):
     return OmegaConf.merge(cfg, cfg_override)
 
 
-def load_run(run_dir, train_seed: int = 0, cfg_override=None, *, cfg=None,
+def load_run(run_dir, train_seed: int = 0, cfg_override=None, *, cfg=None, program: Program | None = None,
              seed_name: str = "train_seed") -> LoadedRun:
     """Load a run folder written by ``sedjax-train``: its ``config.yaml``, the training
     :class:`~sedjax.train.program.Program` of it and the checkpoint's runner of seed ``train_seed``
@@ -186,8 +191,9 @@ def load_run(run_dir, train_seed: int = 0, cfg_override=None, *, cfg=None,
     ``"key=value"`` overrides. It must keep the runner's structure (the checkpoint is read into the
     tree of ``program.init``: a shape that differs raises ``ValueError``); e.g.
     ``principal.kind=fixed`` keeps it (the Principal's parameters are then loaded and ignored).
-    ``cfg``: the run's config if already read (default: read from ``run_dir``). ``seed_name``:
-    how error messages name ``train_seed``. Raises ``FileNotFoundError`` (no config or no
+    ``cfg``: the run's config if already read (default: read from ``run_dir``). ``program``: the
+    program of that config if already built (default: ``make_train(cfg)``). ``seed_name``:
+    how error messages name ``train_seed``. Raises :class:`RunFolderError` (no config or no
     checkpoint) and ``ValueError`` (bad seed, or a checkpoint that does not fit the config).
     """
     run_dir = Path(run_dir)
@@ -196,11 +202,11 @@ def load_run(run_dir, train_seed: int = 0, cfg_override=None, *, cfg=None,
     if not 0 <= int(train_seed) < num_seeds:
         raise ValueError(f"{seed_name} must be in [0, {num_seeds}) ({run_dir} trained {num_seeds} seed(s)), "
                          f"got {train_seed}")
-    program = make_train(cfg)
+    program = make_train(cfg) if program is None else program
     like = jax.eval_shape(jax.vmap(program.init), seed_keys(int(cfg.seed), num_seeds))
     loaded = load_checkpoint(run_dir, like)
     if loaded is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir / CHECKPOINT_DIR} (was it trained with train.checkpoint=false?)")
+        raise RunFolderError(f"no checkpoint in {run_dir / CHECKPOINT_DIR} (was it trained with train.checkpoint=false?)")
     runner, meta = loaded
     return LoadedRun(run_dir, cfg, program, seed_slice(runner, int(train_seed)), meta, int(train_seed))
 
