@@ -18,10 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jax  # noqa: E402
-
-from benchmarks.common import env_info, env_info_line, markdown_table, time_compiled, write_json  # noqa: E402
-from sedjax.train import make_train  # noqa: E402
+from benchmarks.common import env_info, env_info_line, markdown_table, write_json  # noqa: E402
+from benchmarks.train_throughput import measure as measure_training  # noqa: E402
 from sedjax.train.config import compose_config  # noqa: E402
 from sedjax.train.schedule import env_steps_per_iteration  # noqa: E402
 
@@ -34,16 +32,6 @@ OPTIONS = {
 }
 QUICK = ["train.rollout_len=50", "voting.periods_per_round=2", "env.rounds_per_episode=1",
          "principal.update_every=1", "agents.minibatches=2", "principal.minibatches=1"]
-
-
-def measure(overrides, repeats: int) -> dict:
-    program = make_train(compose_config(overrides))
-    runner = jax.jit(program.init)(jax.random.key(0))
-    res = time_compiled(jax.jit(program.chunk), (runner,), repeats=repeats, warmup=1, feed=lambda out, args: (out[0],))
-    steps = program.schedule.steps_per_chunk
-    return {"compile_s": res["compile_s"], "chunk_median_s": res["median_s"], "chunk_times_s": res["times_s"],
-            "env_steps_per_chunk": steps, "env_steps_per_s": steps / res["median_s"],
-            "agent_steps_per_s": steps * program.schedule.num_agents / res["median_s"]}
 
 
 def main(argv=None) -> dict:
@@ -66,7 +54,7 @@ def main(argv=None) -> dict:
     info = env_info()
     results = {}
     for name in args.options:
-        results[name] = measure(base + OPTIONS[name], args.repeats)
+        results[name] = measure_training(base + OPTIONS[name], args.repeats, stub=False)  # train_throughput's timing
         print(f"{name}: {results[name]['env_steps_per_s']:,.0f} env-steps/s", flush=True)
     ref = results.get("default")
     rows = []
