@@ -22,6 +22,7 @@ from PIL import Image
 
 from sedjax.config import compose_config
 from sedjax.evaluate import csv_columns
+from sedjax.evaluate import evaluate
 from sedjax.evaluate import main as eval_main
 from sedjax.train.run import load_checkpoint, read_metrics, run
 
@@ -136,6 +137,22 @@ def test_eval_under_a_fixed_schedule(runs, tmp_path, capsys):
         assert eval_main([str(d), "--gif-steps", "0", "--rates", bad, "--out", str(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert "--rates" in err and msg in err, err
+
+
+def test_eval_reports_where_the_rates_act(runs, tmp_path):
+    """The summary's rates over earning periods and the share of periods reaching each bracket,
+    recomputed from the CSV's rows (the largest raw period income against each lower bound)."""
+    d = runs["root"] / "straight"
+    s = evaluate(d, episodes=2, gif_steps=0, out_dir=tmp_path, verbose=False)
+    body = np.asarray(list(csv.reader(open(tmp_path / "eval.csv")))[1:], np.float64)
+    rates, top = body[:, 2:5], body[:, 5:12].max(1)
+    thresholds = OmegaConf.load(d / "config.yaml").tax.thresholds
+    np.testing.assert_allclose(s["bracket_reached"], [(top > t).mean() for t in thresholds], rtol=1e-6)
+    assert s["bracket_reached"][0] == pytest.approx(1 - s["zero_income_share"])
+    assert s["max_period_income"] == pytest.approx(top.max(), rel=1e-5)
+    earn = top > 0
+    assert earn.any()
+    np.testing.assert_allclose(s["tax_rates_earning"], rates[earn].mean(0), rtol=1e-4)
 
 
 def test_eval_missing_checkpoint(tmp_path, capsys):

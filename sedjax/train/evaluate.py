@@ -440,6 +440,9 @@ def evaluate(run_dir, episodes: int = 2, seed: int = 0, gif_steps: int = 200, tr
     ep_objective = stack["objective"].mean(1)
     eq = welfare.equality_stats(stack["income"], axis=1)  # per episode, over its earning periods
     equality = np.asarray(eq.equality)
+    top = stack["raw"].max(-1)  # (episodes, periods): the largest pre-tax period income
+    earning = top > 0
+    thresholds = [float(t) for t in cfg.tax.thresholds]
     summary = {
         "episodes": episodes, "periods": periods, "rows": len(rows),
         "objective": (float(ep_objective.mean()), float(ep_objective.std())),
@@ -451,6 +454,11 @@ def evaluate(run_dir, episodes: int = 2, seed: int = 0, gif_steps: int = 200, tr
         "apples_alive": (float(stack["apples_alive"].mean()), float(stack["apples_alive"].std())),
         "voted": float(stack["voted"].mean()),
         "tax_rates": stack["rates"].mean((0, 1)).tolist(),
+        # Where the rates act: a rate taxes nothing in a period nobody earns, and a bracket's rate
+        # nothing in a period no agent's income reaches it.
+        "tax_rates_earning": _masked_mean(stack["rates"], earning[..., None]),
+        "bracket_reached": [float((top > t).mean()) for t in thresholds],
+        "max_period_income": float(top.max()),
         "csv": str(csv_path), "gif": None if gif_path is None else str(gif_path),
         "principal_from": str(run_dir), "train_seed": int(train_seed),
         "agents_from": str(a_run.run_dir), "agents_train_seed": a_run.train_seed,
@@ -460,6 +468,14 @@ def evaluate(run_dir, episodes: int = 2, seed: int = 0, gif_steps: int = 200, tr
     }
     say(format_eval_summary(summary))
     return summary
+
+
+def _masked_mean(x, mask) -> list:
+    """The mean of ``x (..., B)`` over the leading axes where ``mask`` holds (NaN where it never does)."""
+    mask = np.broadcast_to(mask, x.shape)
+    den = mask.sum(tuple(range(x.ndim - 1)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.where(mask, x, 0.0).sum(tuple(range(x.ndim - 1))) / den).tolist()
 
 
 def format_eval_summary(s: dict) -> str:
@@ -478,6 +494,9 @@ def format_eval_summary(s: dict) -> str:
         f"{'apples alive':<24}  {pm(s['apples_alive'])}",
         f"{'voted parameter':<24}  {s['voted']:.4f}",
         f"{'mean tax rates':<24}  " + " ".join(f"{r:.3f}" for r in s["tax_rates"]),
+        f"{'  where someone earns':<24}  " + " ".join(f"{r:.3f}" for r in s["tax_rates_earning"]),
+        f"{'bracket reached':<24}  " + " ".join(f"{r:.3f}" for r in s["bracket_reached"])
+        + f"  (share of periods; the largest period income: {s['max_period_income']:g})",
         f"wrote {s['csv']}" + (f" and {s['gif']}" if s["gif"] else ""),
     ]
     return "\n".join(lines)

@@ -12,7 +12,8 @@ ones, :data:`MAIN_METRICS`, are also kept per seed under ``<name>_per_seed``):
 * ``apples_per_agent_step``: raw apples collected per agent per step;
   ``productivity`` = apples per env step (all agents) = ``apples_per_agent_step x num_agents``.
 * ``objective``: the Principal's objective per tax period (its reward); ``tax_rates``: the mean rate
-  per bracket; ``voted``: the voted objective parameter (eta or p); ``apples_alive``: apples on the
+  per bracket; ``tax_rates_earning`` (``mean_tax_rate_earning``): the same over the periods in which
+  someone earns, the only periods where a rate taxes anything; ``voted``: the voted objective parameter (eta or p); ``apples_alive``: apples on the
   map (mean over steps).
 * ``equality``: mean 1 - Gini of post-tax period income over the periods in which someone earns
   (NaN if none did in the chunk); ``zero_income_share``: the share of periods in which nobody earns.
@@ -35,9 +36,9 @@ import numpy as np
 PHASE_METRICS = ("objective_first_round", "objective_last_round", "agent_return_first_round",
                  "agent_return_last_round")
 MAIN_METRICS = ("objective", "agent_return", "apples_per_agent_step", "productivity", "apples_alive",
-                "equality", "zero_income_share", "voted", "tax_rates") + PHASE_METRICS
+                "equality", "zero_income_share", "voted", "tax_rates", "tax_rates_earning") + PHASE_METRICS
 SUMMARY_METRICS = ("objective", "agent_return", "productivity", "apples_per_agent_step", "apples_alive",
-                   "equality", "zero_income_share", "voted", "mean_tax_rate") + PHASE_METRICS
+                   "equality", "zero_income_share", "voted", "mean_tax_rate", "mean_tax_rate_earning") + PHASE_METRICS
 TIMING_METRICS = ("sps", "agent_sps", "chunk_time", "wall_time")
 
 
@@ -66,6 +67,7 @@ def chunk_record(metrics: dict, *, chunk: int, num_chunks: int, env_steps: int, 
             name = k[len("ratio/"):-len("/num")]
             num = np.asarray(metrics[k], np.float64).sum(axis=1)
             den = np.asarray(metrics[f"ratio/{name}/den"], np.float64).sum(axis=1)
+            den = den.reshape(den.shape + (1,) * (num.ndim - den.ndim))  # a vector ratio's shared count
             with np.errstate(invalid="ignore", divide="ignore"):
                 per_seed[name] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     for k in list(per_seed):
@@ -79,6 +81,9 @@ def chunk_record(metrics: dict, *, chunk: int, num_chunks: int, env_steps: int, 
     if "tax_rates" in per_seed:
         rec["mean_tax_rate"] = float(per_seed["tax_rates"].mean())
         rec["mean_tax_rate_per_seed"] = _to_py(per_seed["tax_rates"].mean(axis=-1))
+    if "tax_rates_earning" in per_seed:  # NaN for a seed whose chunk had no earning period
+        rec["mean_tax_rate_earning"] = float(np.nanmean(per_seed["tax_rates_earning"]))
+        rec["mean_tax_rate_earning_per_seed"] = _to_py(per_seed["tax_rates_earning"].mean(axis=-1))
     for k in MAIN_METRICS:
         if k in per_seed:
             rec[f"{k}_per_seed"] = _to_py(per_seed[k])

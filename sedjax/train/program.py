@@ -132,7 +132,8 @@ def period_metrics(p_trs, rounds_per_episode: int) -> dict:
       periods in which nobody earns, its own metric (:func:`sedjax.welfare.equality_stats`);
     * ``objective`` and ``agent_reward`` over the periods of the episode's first and of its last
       voting round (``..._first_round`` / ``..._last_round``), so that a commons that collapses
-      within an episode shows in the numbers.
+      within an episode shows in the numbers;
+    * ``tax_rates_earning``: the mean rate per bracket over the periods in which someone earns.
     """
     eq = welfare.equality_stats(p_trs["income"], axis=(0, 1))
     den = eq.earning_periods.astype(jnp.float32)
@@ -141,6 +142,12 @@ def period_metrics(p_trs, rounds_per_episode: int) -> dict:
         "ratio/equality/num": eq.equality * den,
         "ratio/equality/den": den,
     }
+    # The rates where they can act: in a period nobody earns any rate taxes nothing, so the plain
+    # mean (``tax_rates``) is diluted by a collapsed commons' periods; this one is not.
+    rates = p_trs["rates"]
+    earning = welfare.earning(p_trs["income"])[..., None].astype(jnp.float32) * jnp.ones_like(rates)
+    out["ratio/tax_rates_earning/num"] = (rates * earning).sum((0, 1))
+    out["ratio/tax_rates_earning/den"] = earning.sum((0, 1))
     for phase, r in (("first_round", 0), ("last_round", rounds_per_episode - 1)):
         mask = (p_trs["round"] == r).astype(jnp.float32)
         for name in ("objective", "agent_reward"):
