@@ -13,8 +13,8 @@ ones, :data:`MAIN_METRICS`, are also kept per seed under ``<name>_per_seed``):
   ``productivity`` = apples per env step (all agents) = ``apples_per_agent_step x num_agents``.
 * ``objective``: the Principal's objective per tax period (its reward); ``tax_rates``: the mean rate
   per bracket; ``tax_rates_earning`` (``mean_tax_rate_earning``): the same over the periods in which
-  someone earns, the only periods where a rate taxes anything; ``voted``: the voted objective parameter (eta or p); ``apples_alive``: apples on the
-  map (mean over steps).
+  someone earns, the only periods where a rate taxes anything; ``voted``: the voted objective
+  parameter (eta or p); ``apples_alive``: apples on the map (mean over steps).
 * ``equality``: mean 1 - Gini of post-tax period income over the periods in which someone earns
   (NaN if none did in the chunk); ``zero_income_share``: the share of periods in which nobody earns.
   A collapsed commons shows as a high ``zero_income_share``, never as perfect equality.
@@ -67,7 +67,6 @@ def chunk_record(metrics: dict, *, chunk: int, num_chunks: int, env_steps: int, 
             name = k[len("ratio/"):-len("/num")]
             num = np.asarray(metrics[k], np.float64).sum(axis=1)
             den = np.asarray(metrics[f"ratio/{name}/den"], np.float64).sum(axis=1)
-            den = den.reshape(den.shape + (1,) * (num.ndim - den.ndim))  # a vector ratio's shared count
             with np.errstate(invalid="ignore", divide="ignore"):
                 per_seed[name] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     for k in list(per_seed):
