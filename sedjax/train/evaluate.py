@@ -441,7 +441,7 @@ def evaluate(run_dir, episodes: int = 2, seed: int = 0, gif_steps: int = 200, tr
     eq = welfare.equality_stats(stack["income"], axis=1)  # per episode, over its earning periods
     equality = np.asarray(eq.equality)
     top = stack["raw"].max(-1)  # (episodes, periods): the largest pre-tax period income
-    earning = top > 0
+    earning = np.asarray(welfare.earning(stack["income"]))  # the training metric's test
     thresholds = [float(t) for t in cfg.tax.thresholds]
     summary = {
         "episodes": episodes, "periods": periods, "rows": len(rows),

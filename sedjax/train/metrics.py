@@ -83,7 +83,7 @@ def chunk_record(metrics: dict, *, chunk: int, num_chunks: int, env_steps: int, 
     if "tax_rates_earning" in per_seed:  # NaN for a seed whose chunk had no earning period
         r = per_seed["tax_rates_earning"]
         rec["mean_tax_rate_earning"] = float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
-        rec["mean_tax_rate_earning_per_seed"] = _to_py(per_seed["tax_rates_earning"].mean(axis=-1))
+        rec["mean_tax_rate_earning_per_seed"] = _to_py(r.mean(axis=-1))
     for k in MAIN_METRICS:
         if k in per_seed:
             rec[f"{k}_per_seed"] = _to_py(per_seed[k])
