@@ -235,6 +235,11 @@ class SED(Environment):
         return 2 * self.num_agents + self.num_brackets + 4
 
     @property
+    def voted_obs_index(self) -> int:
+        """Where the voted parameter sits in the Principal's observation (:meth:`summary_obs`)."""
+        return 2 * self.num_agents + 1 + self.num_brackets
+
+    @property
     def world_shape(self) -> tuple[int, int, int] | None:
         """``(H, W, 3)`` of the map the Principal observes with ``principal_obs="world"``, else None."""
         if self.static.principal_obs != "world":

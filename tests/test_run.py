@@ -155,6 +155,22 @@ def test_eval_reports_where_the_rates_act(runs, tmp_path):
     np.testing.assert_allclose(s["tax_rates_earning"], rates[earn].mean(0), rtol=1e-4)
 
 
+def test_older_run_folders_read_as_they_were_trained(runs, tmp_path):
+    """A run folder written before ``principal.policy_input`` existed trained the state-conditioned
+    Principal: its config is read with that key filled in as ``state``; a key that is there is kept."""
+    from sedjax.train.evaluate import read_run_config
+
+    cfg = OmegaConf.load(runs["root"] / "straight" / "config.yaml")
+    written = cfg.principal.policy_input
+    assert read_run_config(runs["root"] / "straight").principal.policy_input == written
+    del cfg.principal["policy_input"]
+    (tmp_path / "old").mkdir()
+    OmegaConf.save(cfg, tmp_path / "old" / "config.yaml")
+    old = read_run_config(tmp_path / "old")
+    assert old.principal.policy_input == "state"
+    assert OmegaConf.to_container(old.agents) == OmegaConf.to_container(cfg.agents)  # nothing else changes
+
+
 def test_eval_missing_checkpoint(tmp_path, capsys):
     assert eval_main([str(tmp_path)]) == 2
     assert "config.yaml" in capsys.readouterr().err

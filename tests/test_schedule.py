@@ -106,6 +106,7 @@ def test_env_steps_per_iteration():
     (["agents.network=rnn"], r"agents.network must be one of \('cnn', 'mlp'\), got 'rnn'"),
     (["principal.kind=greedy"], r"principal.kind must be one of"),
     (["principal.rate_head=gaussian"], r"principal.rate_head must be one of \('ordinal', 'categorical'\)"),
+    (["principal.policy_input=world"], r"principal.policy_input must be one of \('state', 'objective'\), got 'world'"),
     (["principal.bracket_scale=0"], r"principal.bracket_scale must be in \(0, 1\]"),
     (["principal.bracket_scale=2"], r"principal.bracket_scale must be a number in \[0, 1\], got 2"),
     (["agents.use_types=yes"], r"agents.use_types must be true or false, got 'yes'"),

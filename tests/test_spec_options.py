@@ -158,6 +158,20 @@ def test_world_observation_matches_the_map():
         sedjax.make("sed", principal_obs="pixels", **SMALL)
 
 
+@pytest.mark.parametrize("objective", ["eta", "pmean"])
+def test_voted_obs_index_is_where_the_vote_is(objective):
+    """``voted_obs_index`` (what ``principal.policy_input=objective`` reads) points at the voted
+    parameter in the Principal's observation, with or without the map after the summary."""
+    for extra in ({}, {"principal_obs": "world"}):
+        env = sedjax.make("sed", kind=objective, **SMALL, **extra)
+        params = env.default_params
+        _, state = env.reset(jax.random.key(1), params)
+        for v in (0.0, 0.37, 0.81):
+            obs = np.asarray(env.principal_obs(state.replace(voted=jnp.float32(v)), params))
+            scaled = v if objective == "eta" else v / 10.0  # pmean: p clipped to [-10, 1], over 10
+            np.testing.assert_allclose(obs[env.voted_obs_index], scaled, rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------- one run with all of them
 TINY = ["env.map=procedural", "env.num_agents=3", "train.num_envs=2", "train.rollout_len=20", "tax.period_len=10",
         "voting.periods_per_round=2", "env.rounds_per_episode=1", "principal.update_every=1",
@@ -169,7 +183,8 @@ TINY = ["env.map=procedural", "env.num_agents=3", "train.num_envs=2", "train.rol
 def options_program():
     from sedjax.train import make_train
 
-    cfg = compose_config(TINY + ["env.obs_mode=rgb", "env.principal_obs=world", "voting.reports=strategic",
+    cfg = compose_config(TINY + ["env.obs_mode=rgb", "env.principal_obs=world", "principal.policy_input=state",
+                                 "voting.reports=strategic",
                                  "types.trust_rate=0.05", "types.trust_ref=1.0", "voting.mechanism=median"])
     return make_train(cfg)
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 PRINCIPAL_KINDS = ("ppo", "none", "fixed", "random")
 NETWORKS = ("cnn", "mlp")
 RATE_HEADS = ("ordinal", "categorical")
+POLICY_INPUTS = ("state", "objective")
 PPO_GROUPS = ("agents", "principal")
 
 
@@ -127,6 +128,7 @@ def validate_train(cfg, env):
             positive_int(cfg, f"{group}.{name}")
     one_of(cfg, "agents.network", NETWORKS)
     one_of(cfg, "principal.rate_head", RATE_HEADS)
+    one_of(cfg, "principal.policy_input", POLICY_INPUTS)
     one_of(cfg, "principal.adv_norm", ("running", "batch"))
     if number(cfg, "principal.bracket_scale", 0.0, 1.0) <= 0.0:
         raise ValueError("principal.bracket_scale must be in (0, 1] (the per-bracket part must be able to learn)")

@@ -160,6 +160,10 @@ class RunFolderError(FileNotFoundError, ValueError):
     ``ValueError``, so callers catching either see it)."""
 
 
+# Config keys added after run folders were written with them absent, and the value those runs used.
+RUN_CONFIG_BEFORE = {"principal.policy_input": "state"}
+
+
 def read_run_config(run_dir):
     """The ``config.yaml`` of a run folder written by ``sedjax-train`` (:class:`RunFolderError`
     otherwise)."""
@@ -167,7 +171,12 @@ def read_run_config(run_dir):
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.exists():
         raise RunFolderError(f"{cfg_path} not found: is {run_dir} a sedjax-train run folder?")
-    return OmegaConf.load(cfg_path)
+    cfg = OmegaConf.load(cfg_path)
+    for key, value in RUN_CONFIG_BEFORE.items():  # keys added since: what runs without them used
+        group = key.rsplit(".", 1)[0]
+        if OmegaConf.select(cfg, group) is not None and OmegaConf.select(cfg, key, default=None) is None:
+            OmegaConf.update(cfg, key, value)
+    return cfg
 
 
 def _apply_override(cfg, cfg_override):

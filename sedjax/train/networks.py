@@ -122,9 +122,18 @@ class PrincipalNet(nn.Module):
     period). ``bracket_scale`` < 1 makes the per-bracket part learn slower than the shared one
     (with Adam every parameter moves at about the learning rate, so the scale acts as a ratio of
     learning rates): a prior that brackets share a rate unless the objective keeps saying otherwise.
-    It is off by default (1): on the default map it tied the brackets together on one seed but not
-    on three, and it slowed the bracket incomes do reach (README, "Principal defaults").
+    The config's default is 0.1 (``principal.bracket_scale``): on the default map incomes reach
+    the upper brackets in about 1 % of periods, and at 1 they stayed near 0.7 where 1.0 was optimal
+    (README, "Principal defaults").
     ``shared_head=False``: independent heads (the previous network).
+
+    ``policy_input``: ``objective`` (the config's default, ``principal.policy_input``) makes the
+    rates a function of the voted parameter only (``obs[voted_index]``, through a torso of its own):
+    the Stackelberg leader commits to a mechanism for the objective it serves. The critic still
+    reads the whole observation. Trained on the whole state, the schedule was mostly trained on
+    periods after the commons had collapsed, where the objective is 0 whatever the rates, and
+    nothing held the rates there. ``state``: the actor shares the critic's torso over the whole
+    observation (the previous network).
 
     ``rate_head`` (discrete rates): ``ordinal`` (default, :func:`ordinal_logits`: a location and a
     spread per bracket) or ``categorical`` (one free logit per level, the previous network).
@@ -142,6 +151,8 @@ class PrincipalNet(nn.Module):
     rate_head: str = "ordinal"
     bracket_scale: float = 1.0
     world_shape: tuple | None = None
+    policy_input: str = "state"
+    voted_index: int | None = None
 
     def _head(self, x, width):
         out = _dense(self.num_brackets * width, 0.01)(x).reshape(x.shape[:-1] + (self.num_brackets, width))
@@ -161,6 +172,14 @@ class PrincipalNet(nn.Module):
         x = nn.tanh(_dense(self.hidden)(obs))
         x = nn.tanh(_dense(self.hidden)(x))
         value = _dense(1, 1.0)(x)[..., 0]
+        if self.policy_input == "objective":
+            # the schedule is a function of the objective served (the voted parameter) only; the
+            # critic still sees the whole observation
+            i = self.voted_index
+            if i is None:
+                raise ValueError("PrincipalNet(policy_input='objective') needs voted_index: where the vote is in obs")
+            x = nn.tanh(_dense(self.hidden)(obs[..., i:i + 1]))
+            x = nn.tanh(_dense(self.hidden)(x))
         if self.continuous:
             ab = 1.0 + jax.nn.softplus(self._head(x, 2))  # concentrations > 1: unimodal, finite log-probs
             dist = distrax.Independent(distrax.Beta(ab[..., 0], ab[..., 1]), 1)

@@ -100,7 +100,8 @@ def make_policy(cfg, env) -> Policy:
     rates_fixed = jnp.asarray(fixed_rates(cfg)) if kind == "fixed" else None
     agent_net = AgentNet(env.grid.num_actions, n, str(ac.network), int(ac.hidden), env.grid.obs_mode)
     principal_net = PrincipalNet(B, env.rate_levels, env.continuous_rates, int(pc.hidden), bool(pc.shared_head),
-                                 str(pc.rate_head), float(pc.bracket_scale), env.world_shape)
+                                 str(pc.rate_head), float(pc.bracket_scale), env.world_shape,
+                                 str(pc.policy_input), env.voted_obs_index)
     agent_ids = jnp.arange(n)
     v_step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
 
